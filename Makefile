@@ -1,0 +1,55 @@
+# The README's commands. `make demo` and `make test` each set up .venv from this
+# project's own files first, so both work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+OUT    ?= runs/demo
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# pipefail: a failed install fails the target even though its output is filtered.
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# Drops one machine-specific pip warning (about local mirror folders) and nothing else.
+QUIET_PIP := sed '/^WARNING: Location .* is ignored/d'
+
+.PHONY: demo test lint format system-deps clean
+
+## demo: train the `demo` preset on real MNIST into runs/demo (~5 min on 2 CPU cores)
+demo: $(VENV)/.installed system-deps
+	$(BIN)/gan-mnist train --preset demo --out $(OUT) $(ARGS)
+
+## test: lint, then the whole test suite (including the notebook run)
+test: $(VENV)/.dev-installed system-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(ARGS)
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(PIP) -r requirements.txt 2>&1 | $(QUIET_PIP)
+	$(PIP) --no-deps -e . 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "import gan_mnist, tensorflow, keras"
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PIP) -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "import pytest, papermill"
+	touch $@
+
+# Graphviz's `dot` draws Generator_Model.png / Discriminator_Model.png. Installed
+# when we may (root with apt-get); otherwise a note, and runs skip the diagrams.
+system-deps:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq graphviz) >/dev/null 2>&1 \
+	      || echo "note: could not apt-get install graphviz; model diagrams will be skipped"; \
+	  else \
+	    echo "note: install Graphviz for the model diagrams (sudo apt-get install graphviz)"; \
+	  fi; }
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,135 @@
+"""Training settings: one frozen dataclass, and the named presets built from it.
+
+Every default lives here. The CLI derives its flags from the fields (their
+``help`` metadata is the flag's help text), and each run writes its resolved
+config to ``config.json`` next to its outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gan_mnist.errors import UserError
+
+DATASETS = ("mnist",)
+MODELS = ("dcgan",)
+
+
+def _setting(default: Any, help: str, *, fixed: bool = False, choices=None) -> Any:
+    """A field with its CLI help; ``fixed`` fields cannot change when a run resumes."""
+    return field(default=default, metadata={"help": help, "fixed": fixed, "choices": choices})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (the defaults are the `tutorial` preset)."""
+
+    model: str = _setting(
+        "dcgan", "model family (see gan_mnist.models)", fixed=True, choices=MODELS
+    )
+    dataset: str = _setting("mnist", "training data set", fixed=True, choices=DATASETS)
+    noise_dim: int = _setting(100, "length of the generator's noise vector", fixed=True)
+    base_filters: int = _setting(
+        64,
+        "width of both networks: the generator's last conv and the discriminator's first "
+        "have this many filters, the others 2x and 4x (64 = the TensorFlow tutorial)",
+        fixed=True,
+    )
+    epochs: int = _setting(50, "train until this epoch (a total, also when resuming)")
+    batch_size: int = _setting(256, "images per training step")
+    limit: int | None = _setting(None, "train on the first N training images only")
+    gen_lr: float = _setting(1e-4, "generator Adam learning rate")
+    disc_lr: float = _setting(1e-4, "discriminator Adam learning rate")
+    beta_1: float = _setting(0.9, "Adam beta_1 for both optimizers (the DCGAN paper uses 0.5)")
+    num_examples: int = _setting(16, "fixed noise vectors drawn in each epoch's preview grid")
+    checkpoint_every: int = _setting(1, "save a checkpoint every K epochs (and always at the end)")
+    save_generator_every: int = _setting(
+        0, "also save generators/generator_epoch_XXXX.keras every K epochs (0 = never)"
+    )
+    seed: int | None = _setting(None, "random seed; a run without one picks, prints and saves one")
+    data: str | None = _setting(
+        None, "MNIST file to use: a Keras-format mnist.npz or a folder of the four IDX files"
+    )
+
+    def __post_init__(self) -> None:
+        for name in (
+            "epochs",
+            "batch_size",
+            "noise_dim",
+            "base_filters",
+            "num_examples",
+            "checkpoint_every",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise UserError(f"{_flag(name)} must be a positive whole number, got {value!r}.")
+        if self.save_generator_every < 0:
+            raise UserError(
+                f"--save-generator-every must be 0 (never) or a positive number of epochs, "
+                f"got {self.save_generator_every}."
+            )
+        if self.limit is not None and self.limit <= 0:
+            raise UserError(f"--limit must be a positive number of images, got {self.limit}.")
+        for name in ("gen_lr", "disc_lr"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"{_flag(name)} must be > 0, got {getattr(self, name)}.")
+        if not 0 <= self.beta_1 < 1:
+            raise UserError(f"--beta-1 must be in [0, 1), got {self.beta_1}.")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise UserError(
+                    f"{_flag(f.name)} must be one of {', '.join(choices)}, "
+                    f"got {getattr(self, f.name)!r}."
+                )
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json_file(cls, path: Path) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = json.loads(Path(path).read_text())
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def fixed_differences(self, other: TrainConfig) -> list[str]:
+        """Fields that define the checkpoint's shape or data and differ from ``other``."""
+        return [
+            f"{_flag(f.name)} {getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.metadata["fixed"] and getattr(self, f.name) != getattr(other, f.name)
+        ]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The TensorFlow DCGAN tutorial that the seed projects copy: ~6 min/epoch on 2 CPU cores.
+    "tutorial": dict(checkpoint_every=15),
+    # The README's main command: recognisable digits on a 2-core CPU in about 5 minutes.
+    "demo": dict(
+        epochs=5,
+        batch_size=64,
+        limit=20000,
+        base_filters=32,
+        gen_lr=2e-4,
+        disc_lr=2e-4,
+        beta_1=0.5,
+    ),
+    # Seconds, for tests: a tiny model on a few hundred images.
+    "smoke": dict(epochs=2, batch_size=32, limit=256, base_filters=8),
+}
+
+
+def make_config(preset: str = "tutorial", **overrides: Any) -> TrainConfig:
+    """The preset's settings with ``overrides`` (None values are ignored) on top."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    return TrainConfig(**values)

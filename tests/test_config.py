@@ -1,0 +1,60 @@
+import dataclasses
+
+import pytest
+
+from gan_mnist.config import PRESETS, TrainConfig, make_config
+from gan_mnist.errors import UserError
+
+
+def test_tutorial_preset_is_the_tensorflow_tutorial():
+    config = make_config("tutorial")
+    assert (config.batch_size, config.gen_lr, config.disc_lr) == (256, 1e-4, 1e-4)
+    assert (config.epochs, config.noise_dim, config.num_examples) == (50, 100, 16)
+    assert config.checkpoint_every == 15 and config.base_filters == 64
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds(name):
+    assert isinstance(make_config(name), TrainConfig)
+
+
+def test_flags_override_presets_and_none_means_not_given():
+    config = make_config("demo", epochs=3, batch_size=None)
+    assert config.epochs == 3
+    assert config.batch_size == PRESETS["demo"]["batch_size"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epochs": 0}, "--epochs must be a positive"),
+        ({"batch_size": -5}, "--batch-size must be a positive"),
+        ({"limit": 0}, "--limit must be a positive"),
+        ({"gen_lr": 0.0}, "--gen-lr must be > 0"),
+        ({"beta_1": 1.0}, "--beta-1 must be in [0, 1)"),
+        ({"dataset": "cifar"}, "--dataset must be one of"),
+        ({"save_generator_every": -1}, "--save-generator-every"),
+    ],
+)
+def test_impossible_values_are_refused_with_the_flag_name(overrides, message):
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace(")", r"\)")):
+        make_config("smoke", **overrides)
+
+
+def test_unknown_preset_is_a_user_error():
+    with pytest.raises(UserError, match="unknown preset 'fast'"):
+        make_config("fast")
+
+
+def test_config_json_round_trip(tmp_path):
+    config = make_config("demo", seed=5, data="x.npz")
+    path = tmp_path / "config.json"
+    path.write_text(config.to_json())
+    assert TrainConfig.from_json_file(path) == config
+
+
+def test_fixed_differences_name_only_architecture_and_data_fields():
+    base = make_config("smoke", seed=1)
+    assert base.fixed_differences(dataclasses.replace(base, epochs=9, gen_lr=1.0)) == []
+    differences = base.fixed_differences(dataclasses.replace(base, base_filters=16))
+    assert differences == ["--base-filters 16 -> 8"]
