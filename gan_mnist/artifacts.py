@@ -117,7 +117,7 @@ def write_montage(frames: Sequence[tuple[int, Path]], path: Path, columns: int =
     rows = math.ceil(len(pictures) / columns)
     sheet = Image.new("L", (columns * w, rows * (h + label_h)), color=255)
     draw = ImageDraw.Draw(sheet)
-    for i, ((epoch, _), picture) in enumerate(zip(frames, pictures)):
+    for i, ((epoch, _), picture) in enumerate(zip(frames, pictures, strict=True)):
         r, c = divmod(i, columns)
         draw.text((c * w + 4, r * (h + label_h) + 1), f"epoch {epoch}", fill=0)
         sheet.paste(Image.fromarray(picture), (c * w, r * (h + label_h) + label_h))

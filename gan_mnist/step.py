@@ -81,8 +81,12 @@ def make_train_step(
         discriminator = models.discriminator
         gen_grads = gen_tape.gradient(g_loss, generator.trainable_variables)
         disc_grads = disc_tape.gradient(d_loss, discriminator.trainable_variables)
-        generator_optimizer.apply_gradients(zip(gen_grads, generator.trainable_variables))
-        discriminator_optimizer.apply_gradients(zip(disc_grads, discriminator.trainable_variables))
+        generator_optimizer.apply_gradients(
+            zip(gen_grads, generator.trainable_variables, strict=True)
+        )
+        discriminator_optimizer.apply_gradients(
+            zip(disc_grads, discriminator.trainable_variables, strict=True)
+        )
         return {"d_loss": d_loss, "g_loss": g_loss}
 
     return train_step

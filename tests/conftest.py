@@ -18,7 +18,7 @@ def fake_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, size=n).astype(np.uint8)
     images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
-    for image, label in zip(images, labels):
+    for image, label in zip(images, labels, strict=True):
         column = 4 + 2 * int(label)
         image[4:24, column : column + 2] = 255
     return images, labels

@@ -35,11 +35,12 @@ def test_one_train_step_changes_both_networks_and_returns_finite_losses():
 
     assert np.isfinite(float(losses["d_loss"])) and np.isfinite(float(losses["g_loss"]))
     assert all(
-        not np.allclose(b, w.numpy()) for b, w in zip(g_before, models.generator.trainable_weights)
+        not np.allclose(b, w.numpy())
+        for b, w in zip(g_before, models.generator.trainable_weights, strict=True)
     )
     assert all(
         not np.allclose(b, w.numpy())
-        for b, w in zip(d_before, models.discriminator.trainable_weights)
+        for b, w in zip(d_before, models.discriminator.trainable_weights, strict=True)
     )
     assert int(g_opt.iterations.numpy()) == 1 and int(d_opt.iterations.numpy()) == 1
 
