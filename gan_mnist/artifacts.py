@@ -29,11 +29,11 @@ _EPOCH_IMAGE = re.compile(r"image_at_epoch_(\d{4,})\.png$")
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
 
-    The temporary name keeps the suffix, so writers that pick a format from it
-    (imageio, Keras' ``.keras``) still work.
+    The temporary name ends with the whole original name, so writers that pick a
+    format from it (imageio, Keras' ``.keras`` and ``.weights.h5``) still work.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)  # atomic on POSIX and Windows

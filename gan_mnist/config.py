@@ -39,6 +39,7 @@ class TrainConfig:
         "have this many filters, the others 2x and 4x (64 = the TensorFlow tutorial)",
         fixed=True,
     )
+    dropout: float = _setting(0.3, "dropout rate after each discriminator conv layer")
     epochs: int = _setting(50, "train until this epoch (a total, also when resuming)")
     batch_size: int = _setting(256, "images per training step")
     limit: int | None = _setting(None, "train on the first N training images only")
@@ -50,6 +51,12 @@ class TrainConfig:
     save_generator_every: int = _setting(
         0, "also save generators/generator_epoch_XXXX.keras every K epochs (0 = never)"
     )
+    eval_every: int = _setting(
+        0,
+        "every K epochs measure eval_samples digits with the MNIST classifier, log the "
+        "metrics and keep generator_best.keras by Fréchet distance (0 = never)",
+    )
+    eval_samples: int = _setting(2000, "generated digits per evaluation during training")
     seed: int | None = _setting(None, "random seed; a run without one picks, prints and saves one")
     data: str | None = _setting(
         None, "MNIST file to use: a Keras-format mnist.npz or a folder of the four IDX files"
@@ -63,15 +70,19 @@ class TrainConfig:
             "base_filters",
             "num_examples",
             "checkpoint_every",
+            "eval_samples",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise UserError(f"{_flag(name)} must be a positive whole number, got {value!r}.")
-        if self.save_generator_every < 0:
-            raise UserError(
-                f"--save-generator-every must be 0 (never) or a positive number of epochs, "
-                f"got {self.save_generator_every}."
-            )
+        for name in ("save_generator_every", "eval_every"):
+            if getattr(self, name) < 0:
+                raise UserError(
+                    f"{_flag(name)} must be 0 (never) or a positive number of epochs, "
+                    f"got {getattr(self, name)}."
+                )
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout must be in [0, 1), got {self.dropout}.")
         if self.limit is not None and self.limit <= 0:
             raise UserError(f"--limit must be a positive number of images, got {self.limit}.")
         for name in ("gen_lr", "disc_lr"):

@@ -51,11 +51,13 @@ def build_generator(noise_dim: int = 100, base_filters: int = 64) -> keras.Model
     )
 
 
-def build_discriminator(base_filters: int = 64) -> keras.Model:
+def build_discriminator(base_filters: int = 64, dropout: float = 0.3) -> keras.Model:
     """The DCGAN discriminator of the TensorFlow tutorial.
 
     Args:
         base_filters: 64 gives the tutorial's 212,865 parameters.
+        dropout: rate after each conv block; it keeps the discriminator from
+            memorising the real images and overpowering the generator.
 
     Returns:
         A model mapping images (batch, 28, 28, 1) in [-1, 1] to one logit each
@@ -68,10 +70,10 @@ def build_discriminator(base_filters: int = 64) -> keras.Model:
             keras.Input(shape=IMAGE_SHAPE),
             layers.Conv2D(f, 5, strides=2, padding="same"),  # (batch, 14, 14, 64)
             layers.LeakyReLU(negative_slope=0.3),
-            layers.Dropout(0.3),
+            layers.Dropout(dropout),
             layers.Conv2D(2 * f, 5, strides=2, padding="same"),  # (batch, 7, 7, 128)
             layers.LeakyReLU(negative_slope=0.3),
-            layers.Dropout(0.3),
+            layers.Dropout(dropout),
             layers.Flatten(),  # (batch, 6272)
             layers.Dense(1),  # (batch, 1) logits
         ],
@@ -106,7 +108,7 @@ class GanModels:
 def build_dcgan(config: TrainConfig) -> GanModels:
     return GanModels(
         generator=build_generator(config.noise_dim, config.base_filters),
-        discriminator=build_discriminator(config.base_filters),
+        discriminator=build_discriminator(config.base_filters, config.dropout),
         noise_dim=config.noise_dim,
     )
 

@@ -104,6 +104,11 @@ def train(
         state.models, state.generator_optimizer, state.discriminator_optimizer, state.rng
     )
     writer = tf.summary.create_file_writer(str(out_dir / "logs"))
+    evaluation = None
+    if config.eval_every:
+        from gan_mnist.evaluator import TrainingEvaluation
+
+        evaluation = TrainingEvaluation(mnist, config.eval_samples, config.seed, history)
 
     for epoch in range(start + 1, config.epochs + 1):
         if not quiet:
@@ -113,12 +118,18 @@ def train(
         image_path = artifacts.epoch_image_path(out_dir, epoch)
         grid = artifacts.image_grid(preview_images(state))
         artifacts.save_png(grid, image_path)
+        if evaluation is not None and epoch % config.eval_every == 0:
+            scores, improved = evaluation(state.models)
+            row.update(scores)
+            if improved:  # late GAN epochs often get worse: keep the best one
+                save_keras(state.models.generator, out_dir / "generator_best.keras")
 
         history.append(row)
         write_history(history, out_dir / HISTORY_NAME)
         with writer.as_default(step=epoch):
-            tf.summary.scalar("d_loss", row["d_loss"])
-            tf.summary.scalar("g_loss", row["g_loss"])
+            for key, value in row.items():
+                if key not in ("epoch", "seconds"):
+                    tf.summary.scalar(key, value)
             tf.summary.image("generated_digits", grid[np.newaxis, ..., np.newaxis])
         writer.flush()
 
@@ -129,17 +140,28 @@ def train(
                 state.models.generator,
                 out_dir / "generators" / f"generator_epoch_{epoch:04d}.keras",
             )
-        print(
-            f"epoch {epoch}/{config.epochs}: d_loss {row['d_loss']:.4f}  "
-            f"g_loss {row['g_loss']:.4f}  {row['seconds']:.1f}s  "
-            f"{row['images_per_sec']:.0f} img/s  -> {image_path.relative_to(out_dir)}"
-        )
+        print(epoch_line(row, config.epochs, image_path.relative_to(out_dir)))
         summary.last_epoch = epoch
         if on_epoch_end is not None:
             on_epoch_end(epoch, {**row, "image_path": image_path})
 
     write_run_artifacts(state, out_dir, history)
     return summary
+
+
+def epoch_line(row: dict, epochs: int, image: Path) -> str:
+    """The one-line summary of an epoch."""
+    line = (
+        f"epoch {row['epoch']}/{epochs}: d_loss {row['d_loss']:.4f}  "
+        f"g_loss {row['g_loss']:.4f}  {row['seconds']:.1f}s  "
+        f"{row['images_per_sec']:.0f} img/s"
+    )
+    if "frechet_distance" in row:
+        line += (
+            f"  FD {row['frechet_distance']:.2f}  score {row['classifier_score']:.2f}  "
+            f"digits {row['digits_covered']}"
+        )
+    return f"{line}  -> {image}"
 
 
 def run_epoch(train_step, dataset, steps: int, batch_size: int, quiet: bool) -> dict:
@@ -238,13 +260,13 @@ def read_history(path: Path, up_to_epoch: int) -> list[dict]:
 
 
 def write_history(rows: list[dict], path: Path) -> None:
+    """history.csv: the base columns, then any metric columns some row has."""
+    extra = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in HISTORY_COLUMNS]
     buffer = io.StringIO()
-    writer = csv.DictWriter(
-        buffer, fieldnames=HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n"
-    )
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS + extra, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _csv_value(row[k]) for k in HISTORY_COLUMNS})
+        writer.writerow({k: _csv_value(v) for k, v in row.items() if v != ""})
     with artifacts.atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue())
 

@@ -143,3 +143,21 @@ def test_sampling_from_checkpoint_and_from_saved_generator(tmp_path, tiny):
 def test_sampling_a_folder_without_a_run_is_refused(tmp_path):
     with pytest.raises(UserError, match="no checkpoint and no generator.keras"):
         load_generator(tmp_path)
+
+
+def test_eval_every_logs_metrics_and_keeps_the_best_generator(tmp_path, tiny, capsys):
+    train(smoke(epochs=2, eval_every=1, eval_samples=64), tmp_path, mnist=tiny, quiet=True)
+
+    rows = history_rows(tmp_path)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    distances = [float(r["frechet_distance"]) for r in rows]
+    assert all(d > 0 for d in distances)
+    assert all(0 <= int(r["digits_covered"]) <= 10 for r in rows)
+    assert (tmp_path / "generator_best.keras").exists()
+    assert "FD " in capsys.readouterr().out
+
+    # Resumed without evaluation: the metric columns stay, the new row leaves them empty.
+    train(smoke(epochs=3), tmp_path, mnist=tiny, quiet=True)
+    rows = history_rows(tmp_path)
+    assert rows[2]["epoch"] == "3" and rows[2]["frechet_distance"] == ""
+    assert rows[0]["frechet_distance"] != ""

@@ -1,0 +1,218 @@
+"""The MNIST classifier that measures generated digits, and the evaluation of a run.
+
+Its weights ship in the package (``weights/mnist_classifier.weights.h5``), so
+evaluating needs no training; ``python -m gan_mnist.evaluator`` (or
+``gan-mnist train-evaluator``) reproduces them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from gan_mnist import metrics
+from gan_mnist.data import Mnist
+from gan_mnist.errors import UserError
+
+WEIGHTS = Path(__file__).with_name("weights") / "mnist_classifier.weights.h5"
+FEATURES = "features"
+
+
+def build_classifier() -> keras.Model:
+    """A small CNN: uint8 images (batch, 28, 28) -> 10 logits; its 128-d penultimate
+    layer (named "features") is the feature space of the Fréchet distance."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28)),
+            layers.Rescaling(1 / 127.5, offset=-1.0),  # pixels -> [-1, 1], as the GAN's
+            layers.Reshape((28, 28, 1)),
+            layers.Conv2D(32, 3, activation="relu"),  # (batch, 26, 26, 32)
+            layers.Conv2D(32, 3, activation="relu"),  # (batch, 24, 24, 32)
+            layers.MaxPooling2D(),  # (batch, 12, 12, 32)
+            layers.Conv2D(64, 3, activation="relu"),  # (batch, 10, 10, 64)
+            layers.Conv2D(64, 3, activation="relu"),  # (batch, 8, 8, 64)
+            layers.MaxPooling2D(),  # (batch, 4, 4, 64)
+            layers.Flatten(),
+            layers.Dense(128, activation="relu", name=FEATURES),  # (batch, 128)
+            layers.Dropout(0.4),
+            layers.Dense(10, name="logits"),
+        ],
+        name="mnist_classifier",
+    )
+
+
+def train_classifier(
+    mnist: Mnist, epochs: int = 4, seed: int = 0, verbose: int = 2
+) -> tuple[keras.Model, float]:
+    """Train the classifier on MNIST's training set.
+
+    Returns:
+        (model, accuracy on the 10,000 test images).
+    """
+    keras.utils.set_random_seed(seed)
+    model = build_classifier()
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(
+        mnist.x_train,
+        mnist.y_train,
+        batch_size=128,
+        epochs=epochs,
+        verbose=verbose,
+        validation_data=(mnist.x_test, mnist.y_test),
+    )
+    _, accuracy = model.evaluate(mnist.x_test, mnist.y_test, batch_size=1000, verbose=0)
+    return model, float(accuracy)
+
+
+class Evaluator:
+    """Features and class probabilities of images, and the metrics built on them."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self._features_and_logits = keras.Model(
+            model.inputs, [model.get_layer(FEATURES).output, model.outputs[0]]
+        )
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS) -> Evaluator:
+        path = Path(path)
+        if not path.exists():
+            raise UserError(
+                f"no evaluator weights at {path}. Train them with `gan-mnist train-evaluator`."
+            )
+        model = build_classifier()
+        model.load_weights(path)
+        return cls(model)
+
+    def predict(self, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """Args: images (N, 28, 28) uint8. Returns: features (N, 128), probabilities (N, 10)."""
+        features, logits = self._features_and_logits.predict(
+            np.asarray(images, np.float32), batch_size=batch_size, verbose=0
+        )
+        logits = logits - logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        return features, probabilities
+
+    def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
+        return float((self.predict(images)[1].argmax(axis=1) == labels).mean())
+
+    def score(self, images: np.ndarray, reference_features: np.ndarray) -> dict:
+        """All metrics of ``images`` against the reference (test set) features."""
+        features, probabilities = self.predict(images)
+        coverage = metrics.mode_coverage(probabilities)
+        precision, recall = metrics.precision_recall(reference_features, features)
+        return {
+            "frechet_distance": metrics.frechet_distance(features, reference_features),
+            "classifier_score": metrics.classifier_score(probabilities),
+            "digits_covered": coverage["digits_covered"],
+            "kl_from_uniform": coverage["kl_from_uniform"],
+            "confident_fraction": coverage["confident_fraction"],
+            "precision": precision,
+            "recall": recall,
+            "histogram": coverage["histogram"],
+            "n": len(images),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gan_mnist.evaluator`: retrain the shipped classifier weights."""
+    from gan_mnist.cli import main as cli_main
+
+    return cli_main(["train-evaluator", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# --- evaluating a training run -----------------------------------------------------
+
+TABLE_ROWS = [
+    ("frechet_distance", "Fréchet distance (MNIST classifier features), lower is better", ".2f"),
+    ("classifier_score", "classifier score (Inception Score analogue, max 10)", ".2f"),
+    ("digits_covered", "digits covered (of 10, confident samples)", "d"),
+    ("kl_from_uniform", "KL(digit histogram || uniform), lower is better", ".3f"),
+    ("confident_fraction", "share of samples classified with p >= 0.9", ".3f"),
+    ("precision", "precision (k-NN manifold, k=3)", ".3f"),
+    ("recall", "recall (k-NN manifold, k=3)", ".3f"),
+]
+
+
+def evaluate_run(
+    run_dir: Path,
+    n: int = 10_000,
+    seed: int = 0,
+    mnist: Mnist | None = None,
+    evaluator: Evaluator | None = None,
+) -> dict:
+    """Metrics of a run's generator on ``n`` samples, beside ``n`` real training images.
+
+    Both are compared with the 10,000 MNIST test images; the real images' row is
+    the ceiling a perfect generator would reach with this classifier.
+    """
+    from gan_mnist.checkpoints import load_generator
+    from gan_mnist.data import load_mnist
+    from gan_mnist.sampling import generate_images
+
+    models, config, source = load_generator(Path(run_dir))
+    mnist = mnist or load_mnist(config.data)
+    if n > len(mnist.x_train):
+        raise UserError(f"--n {n} is more than the {len(mnist.x_train)} real training images.")
+    evaluator = evaluator or Evaluator.load()
+    reference, _ = evaluator.predict(mnist.x_test)
+    real = mnist.x_train[np.random.default_rng(seed).choice(len(mnist.x_train), n, replace=False)]
+    return {
+        "run": str(run_dir),
+        "generator": source,
+        "n": n,
+        "seed": seed,
+        "generated": evaluator.score(generate_images(models, n, seed), reference),
+        "real_data_ceiling": evaluator.score(real, reference),
+    }
+
+
+def format_table(result: dict) -> str:
+    """The metrics as a readable two-column table."""
+    lines = [f"{'metric':62} {'generated':>10} {'real data':>10}", "-" * 84]
+    for key, label, fmt in TABLE_ROWS:
+        generated, real = result["generated"][key], result["real_data_ceiling"][key]
+        lines.append(f"{label:62} {generated:>10{fmt}} {real:>10{fmt}}")
+    lines.append(f"{'digit histogram (0..9), generated':62} {result['generated']['histogram']}")
+    return "\n".join(lines)
+
+
+class TrainingEvaluation:
+    """``--eval-every``: measure a fixed-noise sample, and say when it is the best so far."""
+
+    METRICS = ("frechet_distance", "classifier_score", "digits_covered", "precision", "recall")
+
+    def __init__(self, mnist: Mnist, samples: int, seed: int, history: list[dict]):
+        self.evaluator = Evaluator.load()
+        self.reference, _ = self.evaluator.predict(mnist.x_test)
+        self.samples, self.seed = samples, seed
+        # A resumed run remembers its best distance from history.csv.
+        self.best = min(
+            (float(r["frechet_distance"]) for r in history if r.get("frechet_distance")),
+            default=float("inf"),
+        )
+
+    def __call__(self, models) -> tuple[dict, bool]:
+        """Returns: (the metrics for history.csv, whether this is the best distance yet)."""
+        from gan_mnist.sampling import generate_images
+
+        # The same noise every time, so epochs differ only by the generator.
+        scores = self.evaluator.score(
+            generate_images(models, self.samples, self.seed), self.reference
+        )
+        row = {key: scores[key] for key in self.METRICS}
+        improved = row["frechet_distance"] < self.best
+        self.best = min(self.best, row["frechet_distance"])
+        return row, improved

@@ -1,0 +1,111 @@
+"""Quality metrics on cases with known answers, and the shipped evaluator."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gan_mnist import metrics
+from gan_mnist.evaluator import WEIGHTS, Evaluator, build_classifier, format_table
+
+
+def test_identical_sets_have_distance_zero():
+    features = np.random.default_rng(0).normal(size=(500, 8))
+    assert metrics.frechet_distance(features, features) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_shifted_and_scaled_gaussians_give_the_analytic_distance():
+    # N(0, diag(s1)) vs N(m, diag(s2)): d = |m|^2 + sum (sqrt(s1) - sqrt(s2))^2.
+    mu_b = np.array([1.0, -2.0, 0.5])
+    s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 0.25])
+    expected = mu_b.dot(mu_b) + ((np.sqrt(s1) - np.sqrt(s2)) ** 2).sum()
+    got = metrics.frechet_distance_from_moments(np.zeros(3), np.diag(s1), mu_b, np.diag(s2))
+    assert got == pytest.approx(expected, rel=1e-9)
+    # The same from samples, within sampling error.
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(200_000, 3)) * np.sqrt(s1)
+    b = rng.normal(size=(200_000, 3)) * np.sqrt(s2) + mu_b
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=0.02)
+
+
+def test_singular_covariances_stay_finite_and_exact():
+    rng = np.random.default_rng(2)
+    a = np.zeros((300, 4))
+    a[:, :2] = rng.normal(size=(300, 2))  # two dead features, as after a ReLU
+    value = metrics.frechet_distance(a, a + np.array([0, 0, 0, 3.0]))
+    assert value == pytest.approx(9.0, rel=1e-6)
+
+
+def one_hot(classes, confidence=0.99):
+    p = np.full((len(classes), 10), (1 - confidence) / 9)
+    p[np.arange(len(classes)), classes] = confidence
+    return p
+
+
+def test_a_single_digit_covers_one_mode_and_scores_one():
+    probabilities = one_hot(np.full(100, 7))
+    coverage = metrics.mode_coverage(probabilities)
+    assert coverage["digits_covered"] == 1 and coverage["histogram"][7] == 100
+    assert coverage["kl_from_uniform"] == pytest.approx(math.log(10))
+    assert metrics.classifier_score(probabilities) == pytest.approx(1.0)
+
+
+def test_balanced_confident_digits_cover_everything_and_score_near_ten():
+    probabilities = one_hot(np.repeat(np.arange(10), 50), confidence=0.999)
+    coverage = metrics.mode_coverage(probabilities)
+    assert coverage["digits_covered"] == 10 and coverage["kl_from_uniform"] == pytest.approx(0)
+    assert 9.5 < metrics.classifier_score(probabilities) <= 10
+    unsure = metrics.mode_coverage(np.full((20, 10), 0.1))
+    assert unsure["confident_fraction"] == 0 and unsure["digits_covered"] == 0
+
+
+def test_precision_and_recall_see_realism_and_variety_apart():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(600, 2))
+    assert metrics.precision_recall(real, rng.normal(size=(600, 2))) > (0.9, 0.9)
+    # Collapsed onto one corner of the real data: realistic (precision) but not varied.
+    collapsed = rng.normal(size=(600, 2)) * 0.1 + np.array([1.0, 1.0])
+    precision, recall = metrics.precision_recall(real, collapsed)
+    assert precision > 0.9 and recall < 0.3
+    # Far away from the real data: neither.
+    assert metrics.precision_recall(real, rng.normal(size=(600, 2)) + 10) == (0.0, 0.0)
+
+
+def test_shipped_weights_load_into_the_classifier():
+    assert WEIGHTS.exists(), "the package must ship the evaluator's weights"
+    evaluator = Evaluator.load()
+    assert evaluator.model.count_params() == build_classifier().count_params()
+    features, probabilities = evaluator.predict(np.zeros((3, 28, 28), np.uint8))
+    assert features.shape == (3, 128) and probabilities.shape == (3, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_missing_weights_say_how_to_make_them(tmp_path):
+    from gan_mnist.errors import UserError
+
+    with pytest.raises(UserError, match="gan-mnist train-evaluator"):
+        Evaluator.load(tmp_path / "none.weights.h5")
+
+
+def test_table_shows_both_columns():
+    row = {
+        "frechet_distance": 1.5,
+        "classifier_score": 9.0,
+        "digits_covered": 10,
+        "kl_from_uniform": 0.01,
+        "confident_fraction": 0.9,
+        "precision": 0.8,
+        "recall": 0.7,
+        "histogram": [1] * 10,
+    }
+    table = format_table({"generated": row, "real_data_ceiling": {**row, "digits_covered": 9}})
+    assert "Fréchet distance (MNIST classifier features)" in table
+    assert "digits covered" in table and " 10 " in table and "  9" in table
+
+
+def test_shipped_evaluator_reaches_99_percent_on_real_mnist(monkeypatch):
+    from gan_mnist.data import load_mnist
+
+    monkeypatch.delenv("GAN_MNIST_CACHE", raising=False)  # the real data, as users get it
+    mnist = load_mnist()
+    assert Evaluator.load().accuracy(mnist.x_test, mnist.y_test) >= 0.99
