@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--quiet", action="store_true", help="no progress bar, one line per epoch (for log files)"
     )
+    train.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="M",
+        help="stop after M minutes of training, checkpointed (the last epoch may be partial); "
+        "run again to continue",
+    )
     _add_config_flags(train)
 
     sample = commands.add_parser(
@@ -177,7 +184,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     config = make_config(args.preset, **overrides)
-    train(config, args.out, quiet=args.quiet)
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
+    train(config, args.out, quiet=args.quiet, max_minutes=args.max_minutes)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

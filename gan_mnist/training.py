@@ -38,6 +38,8 @@ class RunSummary:
     first_epoch: int  # the first epoch this call trained (or would have trained)
     last_epoch: int  # the run's epoch when this call ended
     history: list[dict]
+    images_trained: int = 0  # real images this call trained on
+    stopped_by_time: bool = False  # max_minutes ran out (the last epoch may be partial)
 
 
 def train(
@@ -47,6 +49,7 @@ def train(
     mnist: Mnist | None = None,
     quiet: bool = False,
     on_epoch_end: EpochCallback | None = None,
+    max_minutes: float | None = None,
 ) -> RunSummary:
     """Train (or resume) a GAN in ``out_dir`` until ``config.epochs``, writing every artifact.
 
@@ -56,6 +59,9 @@ def train(
         mnist: arrays to train on; by default `load_mnist(config.data)`.
         quiet: no progress bar, only one line per epoch (for log files).
         on_epoch_end: called after each epoch's artifacts are written.
+        max_minutes: stop training after this many minutes (the epoch running then
+            ends early and is checkpointed); for equal-time comparisons and short
+            sessions. Rerunning continues from there.
 
     Returns:
         A `RunSummary`.
@@ -110,10 +116,13 @@ def train(
 
         evaluation = TrainingEvaluation(mnist, config.eval_samples, config.seed, history)
 
+    deadline = None if max_minutes is None else time.perf_counter() + 60 * max_minutes
     for epoch in range(start + 1, config.epochs + 1):
         if not quiet:
             print(f"Epoch {epoch}/{config.epochs}")
-        row = run_epoch(train_step, dataset, steps, config.batch_size, quiet)
+        row = run_epoch(train_step, dataset, steps, config.batch_size, quiet, deadline)
+        summary.images_trained += row.pop("steps") * config.batch_size
+        summary.stopped_by_time = deadline is not None and time.perf_counter() >= deadline
         row = {"epoch": epoch, **row}
         image_path = artifacts.epoch_image_path(out_dir, epoch)
         grid = artifacts.image_grid(preview_images(state))
@@ -133,7 +142,8 @@ def train(
             tf.summary.image("generated_digits", grid[np.newaxis, ..., np.newaxis])
         writer.flush()
 
-        if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+        last = epoch == config.epochs or summary.stopped_by_time
+        if epoch % config.checkpoint_every == 0 or last:
             state.save(epoch)
         if config.save_generator_every and epoch % config.save_generator_every == 0:
             save_keras(
@@ -144,6 +154,12 @@ def train(
         summary.last_epoch = epoch
         if on_epoch_end is not None:
             on_epoch_end(epoch, {**row, "image_path": image_path})
+        if summary.stopped_by_time:
+            print(
+                f"stopped after {max_minutes:g} minutes (--max-minutes), checkpointed at "
+                f"epoch {epoch}; run again to continue."
+            )
+            break
 
     write_run_artifacts(state, out_dir, history)
     return summary
@@ -164,11 +180,18 @@ def epoch_line(row: dict, epochs: int, image: Path) -> str:
     return f"{line}  -> {image}"
 
 
-def run_epoch(train_step, dataset, steps: int, batch_size: int, quiet: bool) -> dict:
-    """One pass over the data; returns the epoch's mean losses and its speed."""
+def run_epoch(
+    train_step, dataset, steps: int, batch_size: int, quiet: bool, deadline: float | None = None
+) -> dict:
+    """One pass over the data (cut short at ``deadline``, a `time.perf_counter` value).
+
+    Returns:
+        The epoch's mean losses, its training seconds, images/s and steps done.
+    """
     progbar = None if quiet else keras.utils.Progbar(steps, stateful_metrics=["img/s"])
     d_total = g_total = 0.0
     started = time.perf_counter()
+    step = 0
     for step, (images, labels) in enumerate(dataset, start=1):
         losses = train_step(images, labels)
         d_loss, g_loss = float(losses["d_loss"]), float(losses["g_loss"])
@@ -176,12 +199,15 @@ def run_epoch(train_step, dataset, steps: int, batch_size: int, quiet: bool) -> 
         if progbar is not None:
             speed = step * batch_size / (time.perf_counter() - started)
             progbar.update(step, [("d_loss", d_loss), ("g_loss", g_loss), ("img/s", speed)])
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
     seconds = time.perf_counter() - started
     return {
-        "d_loss": d_total / steps,
-        "g_loss": g_total / steps,
+        "d_loss": d_total / step,
+        "g_loss": g_total / step,
         "seconds": seconds,
-        "images_per_sec": steps * batch_size / seconds,
+        "images_per_sec": step * batch_size / seconds,
+        "steps": step,
     }
 
 

@@ -161,3 +161,15 @@ def test_eval_every_logs_metrics_and_keeps_the_best_generator(tmp_path, tiny, ca
     rows = history_rows(tmp_path)
     assert rows[2]["epoch"] == "3" and rows[2]["frechet_distance"] == ""
     assert rows[0]["frechet_distance"] != ""
+
+
+def test_max_minutes_stops_early_with_a_checkpoint_and_resumes(tmp_path, tiny, capsys):
+    summary = train(smoke(epochs=50), tmp_path, mnist=tiny, quiet=True, max_minutes=0.001)
+
+    assert summary.stopped_by_time and summary.last_epoch == 1
+    assert 0 < summary.images_trained < 256  # cut inside the first epoch
+    assert "run again to continue" in capsys.readouterr().out
+    for name in ("generator.keras", "dcgan_animation.gif", "DCGAN_Images/image_at_epoch_0001.png"):
+        assert (tmp_path / name).exists(), name
+    resumed = train(smoke(epochs=2), tmp_path, mnist=tiny, quiet=True)
+    assert (resumed.first_epoch, resumed.last_epoch) == (2, 2)

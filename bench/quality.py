@@ -1,0 +1,91 @@
+"""Quality for equal wall-clock budgets: the classic tutorial settings against our presets.
+
+Each configuration trains on the real MNIST (offline path) for exactly the same
+minutes of training on this machine, then `gan-mnist evaluate`'s metrics are
+computed on N generated digits, beside N real training digits (the ceiling).
+
+    python bench/quality.py                     # budgets 5 and 20 minutes (~55 min)
+    python bench/quality.py --budgets 1 --n 2000 --presets demo   # a quick look
+
+Prints one Markdown table and writes it to bench/results/quality.md (README quotes it).
+The `smoke` preset is left out by default: it trains on 256 images for tests, and a
+time budget would only make it write thousands of one-second epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import gan_mnist  # noqa: F401  (quiets TensorFlow's start-up logs before it loads)
+from gan_mnist.config import make_config
+from gan_mnist.data import load_mnist
+from gan_mnist.evaluator import Evaluator, evaluate_run
+from gan_mnist.training import train
+
+RESULTS = Path(__file__).with_name("results") / "quality.md"
+LABELS = {"tutorial": "tutorial (the seeds' classic TF tutorial settings)"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budgets", type=float, nargs="+", default=[5, 20], metavar="MIN")
+    parser.add_argument("--presets", nargs="+", default=["tutorial", "demo"])
+    parser.add_argument("--n", type=int, default=10_000, help="digits measured per run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    mnist = load_mnist()
+    evaluator = Evaluator.load()
+    rows, ceiling = [], None
+    for budget in args.budgets:
+        for preset in args.presets:
+            # A huge epoch count: the time budget, not the preset's epochs, ends the run.
+            config = make_config(preset, epochs=10_000, seed=args.seed, checkpoint_every=10_000)
+            with tempfile.TemporaryDirectory() as run_dir:
+                started = time.perf_counter()
+                summary = train(config, run_dir, mnist=mnist, quiet=True, max_minutes=budget)
+                wall = time.perf_counter() - started
+                result = evaluate_run(Path(run_dir), n=args.n, seed=args.seed, mnist=mnist,
+                                      evaluator=evaluator)
+            images = len(mnist.x_train) if config.limit is None else config.limit
+            generated = result["generated"]
+            ceiling = result["real_data_ceiling"]
+            rows.append([
+                f"{budget:g} min", LABELS.get(preset, preset),
+                f"{summary.images_trained / images:.1f}",
+                f"{generated['frechet_distance']:.2f}", f"{generated['classifier_score']:.2f}",
+                f"{generated['digits_covered']}", f"{generated['precision']:.3f}",
+                f"{generated['recall']:.3f}", f"{wall / 60:.1f}",
+            ])
+            print(" | ".join(rows[-1]), flush=True)
+    rows.append([
+        "-", f"real MNIST training digits (ceiling, n={args.n})", "-",
+        f"{ceiling['frechet_distance']:.2f}", f"{ceiling['classifier_score']:.2f}",
+        f"{ceiling['digits_covered']}", f"{ceiling['precision']:.3f}",
+        f"{ceiling['recall']:.3f}", "-",
+    ])
+    header = ["budget", "configuration", "epochs reached", "Fréchet distance (classifier)",
+              "classifier score", "digits covered", "precision", "recall",
+              "wall-clock min (train + artifacts)"]
+    table = "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        + ["| " + " | ".join(row) + " |" for row in rows]
+    )
+    text = (
+        f"Measured by `python bench/quality.py` on {platform.node() or 'this machine'} "
+        f"({platform.processor() or platform.machine()}, CPU only), n={args.n} generated "
+        f"digits per run, seed {args.seed}, {time.strftime('%Y-%m-%d')}.\n\n{table}\n"
+    )
+    print("\n" + text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
