@@ -50,28 +50,50 @@ def main() -> None:
                 started = time.perf_counter()
                 summary = train(config, run_dir, mnist=mnist, quiet=True, max_minutes=budget)
                 wall = time.perf_counter() - started
-                result = evaluate_run(Path(run_dir), n=args.n, seed=args.seed, mnist=mnist,
-                                      evaluator=evaluator)
+                result = evaluate_run(
+                    Path(run_dir), n=args.n, seed=args.seed, mnist=mnist, evaluator=evaluator
+                )
             images = len(mnist.x_train) if config.limit is None else config.limit
             generated = result["generated"]
             ceiling = result["real_data_ceiling"]
-            rows.append([
-                f"{budget:g} min", LABELS.get(preset, preset),
-                f"{summary.images_trained / images:.1f}",
-                f"{generated['frechet_distance']:.2f}", f"{generated['classifier_score']:.2f}",
-                f"{generated['digits_covered']}", f"{generated['precision']:.3f}",
-                f"{generated['recall']:.3f}", f"{wall / 60:.1f}",
-            ])
+            rows.append(
+                [
+                    f"{budget:g} min",
+                    LABELS.get(preset, preset),
+                    f"{summary.images_trained / images:.1f}",
+                    f"{generated['frechet_distance']:.2f}",
+                    f"{generated['classifier_score']:.2f}",
+                    f"{generated['digits_covered']}",
+                    f"{generated['precision']:.3f}",
+                    f"{generated['recall']:.3f}",
+                    f"{wall / 60:.1f}",
+                ]
+            )
             print(" | ".join(rows[-1]), flush=True)
-    rows.append([
-        "-", f"real MNIST training digits (ceiling, n={args.n})", "-",
-        f"{ceiling['frechet_distance']:.2f}", f"{ceiling['classifier_score']:.2f}",
-        f"{ceiling['digits_covered']}", f"{ceiling['precision']:.3f}",
-        f"{ceiling['recall']:.3f}", "-",
-    ])
-    header = ["budget", "configuration", "epochs reached", "Fréchet distance (classifier)",
-              "classifier score", "digits covered", "precision", "recall",
-              "wall-clock min (train + artifacts)"]
+    rows.append(
+        [
+            "-",
+            f"real MNIST training digits (ceiling, n={args.n})",
+            "-",
+            f"{ceiling['frechet_distance']:.2f}",
+            f"{ceiling['classifier_score']:.2f}",
+            f"{ceiling['digits_covered']}",
+            f"{ceiling['precision']:.3f}",
+            f"{ceiling['recall']:.3f}",
+            "-",
+        ]
+    )
+    header = [
+        "budget",
+        "configuration",
+        "epochs reached",
+        "Fréchet distance (classifier)",
+        "classifier score",
+        "digits covered",
+        "precision",
+        "recall",
+        "wall-clock min (train + artifacts)",
+    ]
     table = "\n".join(
         ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         + ["| " + " | ".join(row) + " |" for row in rows]
