@@ -188,17 +188,24 @@ def run_epoch(
     Returns:
         The epoch's mean losses, its training seconds, images/s and steps done.
     """
-    progbar = None if quiet else keras.utils.Progbar(steps, stateful_metrics=["img/s"])
+    # All metrics "stateful": the bar shows exactly the running means computed here.
+    progbar = (
+        None
+        if quiet
+        else keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss", "img/s"])
+    )
     d_total = g_total = 0.0
     started = time.perf_counter()
     step = 0
     for step, (images, labels) in enumerate(dataset, start=1):
         losses = train_step(images, labels)
-        d_loss, g_loss = float(losses["d_loss"]), float(losses["g_loss"])
-        d_total, g_total = d_total + d_loss, g_total + g_loss
+        d_total += float(losses["d_loss"])
+        g_total += float(losses["g_loss"])
         if progbar is not None:
             speed = step * batch_size / (time.perf_counter() - started)
-            progbar.update(step, [("d_loss", d_loss), ("g_loss", g_loss), ("img/s", speed)])
+            progbar.update(
+                step, [("d_loss", d_total / step), ("g_loss", g_total / step), ("img/s", speed)]
+            )
         if deadline is not None and time.perf_counter() >= deadline:
             break
     seconds = time.perf_counter() - started
