@@ -40,6 +40,13 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_MNIST_CACHE", str(tmp_path / "cache"))
 
 
+def smoke_train_args(data: Path, out: Path, epochs: int, seed: int | None = None) -> list[str]:
+    """`gan-mnist train` arguments for a quiet smoke run on ``data``."""
+    args = ["train", "--preset", "smoke", "--epochs", epochs, "--quiet", "--data", data]
+    args += ["--out", out] + (["--seed", seed] if seed is not None else [])
+    return [str(a) for a in args]
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
 ) -> subprocess.CompletedProcess:

@@ -1,9 +1,13 @@
 """The `gan-mnist` command as a user runs it: separate processes, real files."""
 
+import json
+import zipfile
+
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, smoke_train_args
 
 
 def test_help_is_the_manual():
@@ -70,28 +74,13 @@ def test_bad_data_file_is_refused(tmp_path):
 def test_train_twice_resumes_then_sample(tmp_path, tiny_npz):
     """The issue's walkthrough: 2 epochs, then to 3, then 64 samples."""
     out = tmp_path / "T"
-    first = run_cli(
-        "train",
-        "--preset",
-        "smoke",
-        "--epochs",
-        2,
-        "--seed",
-        3,
-        "--quiet",
-        "--data",
-        tiny_npz,
-        "--out",
-        out,
-    )
+    first = run_cli(*smoke_train_args(tiny_npz, out, epochs=2, seed=3))
     assert first.returncode == 0, first.stderr
     assert "seed: 3" in first.stdout
     images = out / "DCGAN_Images"
     epoch_1_2 = [(images / f"image_at_epoch_000{e}.png").read_bytes() for e in (1, 2)]
 
-    second = run_cli(
-        "train", "--preset", "smoke", "--epochs", 3, "--quiet", "--data", tiny_npz, "--out", out
-    )
+    second = run_cli(*smoke_train_args(tiny_npz, out, epochs=3))
     assert second.returncode == 0, second.stderr
     assert "resuming from the checkpoint of epoch 2" in second.stdout
     assert "seed: 3" in second.stdout  # the saved seed carries over
@@ -99,10 +88,6 @@ def test_train_twice_resumes_then_sample(tmp_path, tiny_npz):
         f"image_at_epoch_000{e}.png" for e in (1, 2, 3)
     ]
     assert [(images / f"image_at_epoch_000{e}.png").read_bytes() for e in (1, 2)] == epoch_1_2
-
-    import zipfile
-
-    import imageio.v3 as iio
 
     assert iio.imread(out / "dcgan_animation.gif", index=None).shape[0] == 3
     with zipfile.ZipFile(out / "dcgan_images.zip") as z:
@@ -125,3 +110,24 @@ def test_train_twice_resumes_then_sample(tmp_path, tiny_npz):
         samples = f["images"]
     assert samples.shape == (64, 28, 28) and samples.dtype == np.uint8
     assert (tmp_path / "s.png").exists()
+
+
+def test_evaluate_prints_both_columns_and_writes_metrics_json(tmp_path, tiny_npz):
+    out = tmp_path / "run"
+    assert run_cli(*smoke_train_args(tiny_npz, out, epochs=1, seed=2)).returncode == 0
+
+    result = run_cli("evaluate", out, "--n", 100, "--data", tiny_npz)
+
+    assert result.returncode == 0, result.stderr
+    assert "Fréchet distance (MNIST classifier features)" in result.stdout
+    assert "real data" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 100
+    assert set(metrics) >= {"generated", "real_data_ceiling"}
+    assert (
+        metrics["generated"]["frechet_distance"] > metrics["real_data_ceiling"]["frechet_distance"]
+    )
+    as_json = run_cli("evaluate", out, "--n", 100, "--data", tiny_npz, "--json")
+    assert json.loads(as_json.stdout)["generated"]["n"] == 100
+    too_many = run_cli("evaluate", out, "--n", 5000, "--data", tiny_npz)
+    assert too_many.returncode == 2 and "more than the 320 real training images" in too_many.stderr

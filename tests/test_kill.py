@@ -7,26 +7,14 @@ import time
 
 import imageio.v3 as iio
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, smoke_train_args
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_npz):
     out = tmp_path / "run"
-    args = [
-        "--preset",
-        "smoke",
-        "--epochs",
-        40,
-        "--seed",
-        5,
-        "--quiet",
-        "--data",
-        tiny_npz,
-        "--out",
-        out,
-    ]
+    args = smoke_train_args(tiny_npz, out, epochs=40, seed=5)
     process = subprocess.Popen(
-        [sys.executable, "-m", "gan_mnist", "train", *map(str, args)],
+        [sys.executable, "-m", "gan_mnist", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -40,7 +28,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_npz):
     assert process.returncode == -signal.SIGKILL, "training ended before it could be killed"
     assert not (out / "generator.keras").exists()  # it really died mid-run
 
-    result = run_cli("train", *args)
+    result = run_cli(*args)
 
     assert result.returncode == 0, result.stderr
     resumed = [line for line in result.stdout.splitlines() if line.startswith("resuming")]
