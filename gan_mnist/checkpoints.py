@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from gan_mnist.config import TrainConfig
-from gan_mnist.errors import UserError
+from gan_mnist.errors import UserError, check_run_dir
 from gan_mnist.models import GanModels, build_models
 
 CHECKPOINT_DIR = "training_checkpoints"
@@ -131,8 +131,7 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
         (models, config, description of what was loaded).
     """
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a folder. Pass the --out folder of a training run.")
+    check_run_dir(run_dir)
     config = saved_config(run_dir)
     if config is not None and has_checkpoint(run_dir):
         models = build_models(config)

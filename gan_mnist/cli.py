@@ -10,7 +10,7 @@ import typing
 from pathlib import Path
 
 from gan_mnist.config import PRESETS, TrainConfig, make_config
-from gan_mnist.errors import UserError
+from gan_mnist.errors import UserError, check_run_dir
 
 DESCRIPTION = """\
 Train a DCGAN (the TensorFlow tutorial's generator and discriminator, Keras 3)
@@ -180,12 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from gan_mnist.training import train
-
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    config = make_config(args.preset, **overrides)
+    config = make_config(args.preset, **overrides)  # bad values fail before TF loads
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
+    from gan_mnist.training import train
+
     train(config, args.out, quiet=args.quiet, max_minutes=args.max_minutes)
 
 
@@ -198,6 +198,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     for path in (out, Path(args.grid) if args.grid else None):
         if path is not None and not path.parent.is_dir():
             raise UserError(f"{path}: the folder {path.parent} does not exist; create it first.")
+    check_run_dir(args.run_dir)  # before TensorFlow loads: a quick, quiet error
 
     import numpy as np
 
