@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train-evaluator",
         help="retrain the MNIST classifier that `evaluate` uses",
         description="Train the evaluation classifier on MNIST and save its weights (by default "
-        "over the ones shipped in the package). About 3 minutes on 2 CPU cores.",
+        "over the ones shipped in the package). About 4 minutes on 2 CPU cores.",
     )
     train_evaluator.add_argument(
         "--out",
@@ -226,6 +226,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.n <= 1:
         raise UserError(f"--n must be at least 2 images, got {args.n}.")
+    check_run_dir(args.run_dir)
     import json
 
     from gan_mnist import artifacts
