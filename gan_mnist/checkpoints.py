@@ -69,11 +69,14 @@ class TrainingState:
             return 0
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
+        # Shape mismatches raise AssertionError/ValueError; damaged files raise OpError,
+        # IndexError and others from the reader: all mean "this checkpoint cannot be used".
+        except Exception as error:
             raise UserError(
-                f"the checkpoint {latest} does not fit the model being built "
-                f"({str(error).splitlines()[0][:200]}). Train into a new --out folder, "
-                "or use the settings the checkpoint was made with (see config.json)."
+                f"the checkpoint {latest} could not be restored into the model being built "
+                f"({str(error).splitlines()[0][:200]}). It was made with other settings or "
+                "its files are damaged: use the settings in config.json, delete that "
+                "checkpoint to fall back to the previous one, or train into a new --out folder."
             ) from None
         # Learning rates are settings, not state: a resumed run uses the current ones.
         self.generator_optimizer.learning_rate = self.config.gen_lr

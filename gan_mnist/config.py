@@ -81,6 +81,8 @@ class TrainConfig:
                     f"{_flag(name)} must be 0 (never) or a positive number of epochs, "
                     f"got {getattr(self, name)}."
                 )
+        if self.seed is not None and not 0 <= self.seed < 2**31:
+            raise UserError(f"--seed must be a whole number from 0 to 2**31 - 1, got {self.seed}.")
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}.")
         if self.limit is not None and self.limit <= 0:

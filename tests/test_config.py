@@ -34,6 +34,7 @@ def test_flags_override_presets_and_none_means_not_given():
         ({"beta_1": 1.0}, "--beta-1 must be in [0, 1)"),
         ({"dataset": "cifar"}, "--dataset must be one of"),
         ({"save_generator_every": -1}, "--save-generator-every"),
+        ({"seed": -1}, "--seed must be a whole number from 0"),
     ],
 )
 def test_impossible_values_are_refused_with_the_flag_name(overrides, message):

@@ -173,3 +173,11 @@ def test_max_minutes_stops_early_with_a_checkpoint_and_resumes(tmp_path, tiny, c
         assert (tmp_path / name).exists(), name
     resumed = train(smoke(epochs=2), tmp_path, mnist=tiny, quiet=True)
     assert (resumed.first_epoch, resumed.last_epoch) == (2, 2)
+
+
+def test_damaged_checkpoint_is_a_clear_error(tmp_path, tiny):
+    train(smoke(epochs=1), tmp_path, mnist=tiny, quiet=True)
+    (data_file,) = (tmp_path / "training_checkpoints").glob("ckpt-1.data-*")
+    data_file.write_bytes(data_file.read_bytes()[:100])  # as if the disk lost the rest
+    with pytest.raises(UserError, match="could not be restored.*damaged"):
+        train(smoke(epochs=2), tmp_path, mnist=tiny, quiet=True)
