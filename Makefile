@@ -40,16 +40,23 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/python -c "import pytest, papermill"
 	touch $@
 
-# Graphviz's `dot` draws Generator_Model.png / Discriminator_Model.png. Installed
-# when we may (root with apt-get); otherwise a note, and runs skip the diagrams.
+# Debian packages: Graphviz's `dot` draws Generator_Model.png / Discriminator_Model.png,
+# and dataset-fashion-mnist is Fashion-MNIST's offline source (--dataset fashion_mnist).
+# Installed when we may (root with apt-get); otherwise a note, and runs skip the
+# diagrams or download Fashion-MNIST through Keras instead.
+DEBIAN_PACKAGES := graphviz dataset-fashion-mnist
 system-deps:
-	@command -v dot >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && apt-get install -y -qq graphviz) >/dev/null 2>&1 \
-	      || echo "note: could not apt-get install graphviz; model diagrams will be skipped"; \
+	    (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null 2>&1 \
+	      || echo "note: could not apt-get install$$missing"; \
 	  else \
-	    echo "note: install Graphviz for the model diagrams (sudo apt-get install graphviz)"; \
-	  fi; }
+	    echo "note: install$$missing for diagrams and offline Fashion-MNIST (sudo apt-get install$$missing)"; \
+	  fi; \
+	fi
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from gan_mnist.guards import fault_point
+
 IMAGES_DIR = "DCGAN_Images"
 GIF_NAME = "dcgan_animation.gif"
 MONTAGE_NAME = "dcgan_animation.png"
@@ -102,9 +104,17 @@ def write_gif(frames: Sequence[Path], path: Path, seconds_per_frame: float = 0.2
     """An animated GIF of the PNG frames, in order, looping forever."""
     import imageio.v3 as iio
 
-    pictures = np.stack([iio.imread(p) for p in frames])
+    return write_gif_frames([iio.imread(p) for p in frames], path, seconds_per_frame)
+
+
+def write_gif_frames(
+    pictures: Sequence[np.ndarray], path: Path, seconds_per_frame: float = 0.25
+) -> Path:
+    """An animated GIF of uint8 pictures (H, W), in order, looping forever."""
+    import imageio.v3 as iio
+
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, pictures, duration=int(seconds_per_frame * 1000), loop=0)
+        iio.imwrite(tmp, np.stack(pictures), duration=int(seconds_per_frame * 1000), loop=0)
     return path
 
 
@@ -143,8 +153,10 @@ def write_epoch_summaries(out_dir: Path) -> list[Path]:
     if not frames:
         return []
     paths = [p for _, p in frames]
+    gif = write_gif(paths, out_dir / GIF_NAME)
+    fault_point("summaries")  # the GIF is rebuilt, the montage and ZIP not yet
     return [
-        write_gif(paths, out_dir / GIF_NAME),
+        gif,
         write_montage(frames, out_dir / MONTAGE_NAME),
         write_zip(paths, out_dir / ZIP_NAME),
     ]

@@ -1,14 +1,18 @@
-"""What a checkpoint holds, and how a run is saved and resumed.
+"""What a checkpoint holds, and how a run is saved, resumed and read back.
 
-A checkpoint is `tf.train.Checkpoint` of both networks, both Adam optimizers
-(their moment estimates and step counts), the epoch counter, the noise
+A checkpoint is a `tf.train.Checkpoint` of both networks, both Adam optimizers
+(their moment estimates and step counts), where the run is (completed epochs and
+steps into the next one, with that partial epoch's loss sums), the noise
 generator's state and the fixed preview noise. `tf.train.CheckpointManager`
 writes each one completely before it updates the ``checkpoint`` index file
-(atomically), so a crash mid-save leaves the previous checkpoint in charge.
+(atomically), so a crash mid-save leaves the previous checkpoint in charge; a
+checkpoint whose files were damaged later is set aside and the newest intact one
+is used instead.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import keras
@@ -16,9 +20,12 @@ import tensorflow as tf
 
 from gan_mnist.config import TrainConfig
 from gan_mnist.errors import UserError, check_run_dir
-from gan_mnist.models import GanModels, build_models
+from gan_mnist.guards import TrainingDiverged, fault_point
+from gan_mnist.models import FAMILIES, build_models
+from gan_mnist.models.base import GanModels
 
 CHECKPOINT_DIR = "training_checkpoints"
+DAMAGED_DIR = "damaged"
 CONFIG_NAME = "config.json"
 
 
@@ -29,6 +36,7 @@ class TrainingState:
         if config.seed is None:
             raise ValueError("TrainingState needs a config with a seed")
         self.config = config
+        self.out_dir = Path(out_dir)
         self.models = models or build_models(config)
         self.generator_optimizer = keras.optimizers.Adam(config.gen_lr, beta_1=config.beta_1)
         self.discriminator_optimizer = keras.optimizers.Adam(config.disc_lr, beta_1=config.beta_1)
@@ -36,10 +44,17 @@ class TrainingState:
         # directly instead of deferring until the first training step.
         self.generator_optimizer.build(self.models.generator.trainable_variables)
         self.discriminator_optimizer.build(self.models.discriminator.trainable_variables)
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        counter = dict(trainable=False, dtype=tf.int64)
+        self.epoch = tf.Variable(0, name="epoch", **counter)  # completed epochs
+        self.step_in_epoch = tf.Variable(0, name="step_in_epoch", **counter)  # of the next one
+        # The partial epoch's (d_loss, g_loss) sums, kept on the device: the loop
+        # reads them only to show progress, not after every step.
+        self.loss_sums = tf.Variable([0.0, 0.0], trainable=False, name="loss_sums")
+        # The step (within the epoch) whose loss first was NaN or infinite, else -1.
+        self.nonfinite_at = tf.Variable(-1, name="nonfinite_at", **counter)
         self.rng = tf.random.Generator.from_seed(config.seed)
         # The preview grid draws the same noise every epoch, so the GIF shows the
-        # same 16 "digits" taking shape.
+        # same 16 "digits" taking shape (conditional families: one column each).
         preview_rng = tf.random.Generator.from_seed(config.seed + 1)
         self.fixed_noise = tf.Variable(
             preview_rng.normal([config.num_examples, config.noise_dim]),
@@ -52,40 +67,154 @@ class TrainingState:
             generator_optimizer=self.generator_optimizer,
             discriminator_optimizer=self.discriminator_optimizer,
             epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            loss_sums=self.loss_sums,
             rng=self.rng,
             fixed_noise=self.fixed_noise,
         )
-        self.manager = tf.train.CheckpointManager(
+        self.manager = self._manager()
+
+    def _manager(self) -> tf.train.CheckpointManager:
+        return tf.train.CheckpointManager(
             self.checkpoint,
-            str(Path(out_dir) / CHECKPOINT_DIR),
+            str(self.out_dir / CHECKPOINT_DIR),
             max_to_keep=3,
             checkpoint_name="ckpt",
         )
 
-    def restore(self) -> int:
-        """Load the latest checkpoint, if any; return the epoch it was saved at (0 if none)."""
-        latest = self.manager.latest_checkpoint
+    @property
+    def global_step(self) -> int:
+        return int(self.generator_optimizer.iterations.numpy())
+
+    def restore(self) -> tuple[int, int]:
+        """Load the newest intact checkpoint, if any.
+
+        Damaged ones (unreadable files) are moved to ``training_checkpoints/damaged/``
+        with a warning, never deleted.
+
+        Returns:
+            (completed epochs, steps done in the next epoch); (0, 0) without a checkpoint.
+        """
+        latest, damaged = newest_intact_checkpoint(self.out_dir, set_aside=True)
+        if damaged:
+            self.manager = self._manager()  # it re-reads the rewritten index
         if latest is None:
-            return 0
+            if damaged:
+                raise UserError(_no_intact_message(self.out_dir, damaged))
+            return 0, 0
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-        # Shape mismatches raise AssertionError/ValueError; damaged files raise OpError,
-        # IndexError and others from the reader: all mean "this checkpoint cannot be used".
+        # Shape mismatches raise AssertionError/ValueError: other settings made it.
         except Exception as error:
             raise UserError(
                 f"the checkpoint {latest} could not be restored into the model being built "
-                f"({str(error).splitlines()[0][:200]}). It was made with other settings or "
-                "its files are damaged: use the settings in config.json, delete that "
-                "checkpoint to fall back to the previous one, or train into a new --out folder."
+                f"({str(error).splitlines()[0][:200]}). It was made with other settings: use "
+                "the settings in config.json, or train into a new --out folder."
             ) from None
         # Learning rates are settings, not state: a resumed run uses the current ones.
         self.generator_optimizer.learning_rate = self.config.gen_lr
         self.discriminator_optimizer.learning_rate = self.config.disc_lr
-        return int(self.epoch.numpy())
+        return int(self.epoch.numpy()), int(self.step_in_epoch.numpy())
 
-    def save(self, epoch: int) -> str:
-        self.epoch.assign(epoch)
-        return self.manager.save(checkpoint_number=epoch)
+    def save(self) -> str:
+        """Checkpoint the run as it is now (numbered by the global step).
+
+        Raises:
+            TrainingDiverged: a weight is NaN or infinite; nothing is written.
+        """
+        variables = self.models.generator.weights + self.models.discriminator.weights
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables):
+            raise TrainingDiverged(
+                "a network weight became NaN or infinite; the broken state was not saved. "
+                "Lower the learning rates (--gen-lr, --disc-lr) and run again to resume "
+                "from the last good checkpoint."
+            )
+        # The callback runs once the checkpoint's files are written, before the index
+        # names it "latest": the fault tests kill the process right there.
+        options = tf.train.CheckpointOptions(
+            experimental_write_callbacks=[lambda path: fault_point("mid-checkpoint")]
+        )
+        return self.manager.save(checkpoint_number=self.global_step, options=options)
+
+
+def checkpoint_paths(run_dir: Path) -> list[str]:
+    """The run's checkpoints, oldest first, from the index (or the files, if the
+    index itself is unreadable)."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    try:
+        state = tf.train.get_checkpoint_state(str(directory))
+    except Exception:  # a damaged index: fall back to the checkpoint files on disk
+        state = None
+    if state is not None and state.all_model_checkpoint_paths:
+        paths = list(state.all_model_checkpoint_paths)
+    else:
+        paths = [str(p.with_suffix("")) for p in directory.glob("ckpt-*.index")]
+    return sorted(
+        (str(directory / Path(p).name) for p in paths), key=lambda p: int(p.rsplit("-", 1)[1])
+    )
+
+
+def is_intact(path: str) -> bool:
+    """Whether every tensor of the checkpoint at ``path`` can be read."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception:  # truncated, missing or garbled files fail in many ways
+        return False
+    return True
+
+
+def newest_intact_checkpoint(run_dir: Path, set_aside: bool = False) -> tuple[str | None, list]:
+    """The newest checkpoint whose files are whole, and the newer ones that are not.
+
+    Args:
+        set_aside: move the damaged checkpoints' files to ``damaged/`` and rewrite
+            the index without them (the run's writer does this; readers only warn).
+
+    Returns:
+        (path or None, damaged paths, newest first).
+    """
+    paths = checkpoint_paths(run_dir)
+    damaged = []
+    good = None
+    for path in reversed(paths):
+        if is_intact(path):
+            good = path
+            break
+        damaged.append(path)
+    if damaged:
+        names = ", ".join(Path(p).name for p in damaged)
+        where = f"moved to {Path(run_dir) / CHECKPOINT_DIR / DAMAGED_DIR}" if set_aside else "kept"
+        fallback = f"using {Path(good).name}" if good else "no intact checkpoint is left"
+        print(f"warning: damaged checkpoint files ({names}), {where}; {fallback}.")
+    if damaged and set_aside:
+        _set_aside(run_dir, damaged, [p for p in paths if p not in damaged])
+    return good, damaged
+
+
+def _set_aside(run_dir: Path, damaged: list[str], remaining: list[str]) -> None:
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    quarantine = directory / DAMAGED_DIR
+    quarantine.mkdir(exist_ok=True)
+    for path in damaged:
+        for file in directory.glob(Path(path).name + ".*"):
+            shutil.move(str(file), quarantine / file.name)
+    if remaining:
+        tf.compat.v1.train.update_checkpoint_state(
+            str(directory), remaining[-1], all_model_checkpoint_paths=remaining
+        )
+    else:
+        (directory / "checkpoint").unlink(missing_ok=True)
+
+
+def _no_intact_message(run_dir: Path, damaged: list[str]) -> str:
+    return (
+        f"no intact checkpoint is left in {Path(run_dir) / CHECKPOINT_DIR}: "
+        f"{', '.join(Path(p).name for p in damaged)} cannot be read (damaged files; set aside "
+        f"in {DAMAGED_DIR}/). Train into a new --out folder, or delete {CHECKPOINT_DIR}/ "
+        "to start this run again."
+    )
 
 
 def saved_config(out_dir: Path) -> TrainConfig | None:
@@ -103,11 +232,11 @@ def saved_config(out_dir: Path) -> TrainConfig | None:
 
 
 def has_checkpoint(out_dir: Path) -> bool:
-    return tf.train.latest_checkpoint(str(Path(out_dir) / CHECKPOINT_DIR)) is not None
+    return bool(checkpoint_paths(out_dir))
 
 
 def check_resumable(config: TrainConfig, out_dir: Path) -> TrainConfig | None:
-    """Refuse to resume a checkpoint made with another architecture or dataset.
+    """Refuse to resume a checkpoint made with another model, data set or shape.
 
     Returns:
         The previous run's config when ``out_dir`` holds a checkpoint, else None.
@@ -128,7 +257,9 @@ def check_resumable(config: TrainConfig, out_dir: Path) -> TrainConfig | None:
 
 
 def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
-    """The generator of a run: its latest checkpoint, or else its ``generator.keras``.
+    """The generator of a run: its newest intact checkpoint, or else its ``generator.keras``.
+
+    Only reads: a run may be training in ``run_dir`` meanwhile.
 
     Returns:
         (models, config, description of what was loaded).
@@ -136,18 +267,33 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
     config = saved_config(run_dir)
+    damaged = []
     if config is not None and has_checkpoint(run_dir):
-        models = build_models(config)
-        latest = tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR))
-        # Only the generator is needed: expect_partial silences the unused rest.
-        tf.train.Checkpoint(generator=models.generator).restore(latest).expect_partial()
-        return models, config, latest
+        latest, damaged = newest_intact_checkpoint(run_dir)
+        if latest is not None:
+            models = build_models(config)
+            # Only the generator is needed: expect_partial silences the unused rest.
+            tf.train.Checkpoint(generator=models.generator).restore(latest).expect_partial()
+            return models, config, latest
     saved = run_dir / "generator.keras"
     if saved.exists():
-        generator = keras.models.load_model(saved, compile=False)
-        config = config or TrainConfig(noise_dim=int(generator.input_shape[-1]))
-        models = GanModels(generator=generator, discriminator=None, noise_dim=config.noise_dim)
+        try:
+            generator = keras.models.load_model(saved, compile=False)
+        except Exception as error:  # Keras raises many kinds for a damaged archive
+            raise UserError(
+                f"{saved} cannot be loaded ({str(error).splitlines()[0][:160]}); the file is "
+                "damaged. Train again into this folder to rewrite it, or use another run."
+            ) from None
+        if config is None:  # a generator.keras on its own: tell the family by its inputs
+            conditional = len(generator.inputs) == 2
+            config = TrainConfig(
+                model="cdcgan" if conditional else "dcgan",
+                noise_dim=int(generator.inputs[0].shape[-1]),
+            )
+        models = GanModels(generator, None, FAMILIES[config.model], config.noise_dim)
         return models, config, str(saved)
+    if damaged:
+        raise UserError(_no_intact_message(run_dir, damaged))
     raise UserError(
         f"{run_dir} holds no checkpoint and no generator.keras. Train first with "
         f"`gan-mnist train --out {run_dir}`, or pass the folder of a finished run."

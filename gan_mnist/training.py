@@ -1,4 +1,10 @@
-"""The training loop: epochs of `train_step`, checkpoints, resume and per-epoch artifacts."""
+"""The training loop: epochs of the train step, checkpoints, resume, per-epoch artifacts.
+
+`train` is the whole run; each function below it holds one idea: the seed, the
+training images, compiling the step, one epoch, what is written after an epoch,
+and the checkpoint policy (every K epochs, every M minutes, and whenever the run
+stops early: a time budget, Ctrl-C or SIGTERM).
+"""
 
 from __future__ import annotations
 
@@ -18,12 +24,21 @@ import tensorflow as tf
 from gan_mnist import artifacts
 from gan_mnist.checkpoints import CHECKPOINT_DIR, CONFIG_NAME, TrainingState, check_resumable
 from gan_mnist.config import TrainConfig
-from gan_mnist.data import Mnist, load_mnist, make_dataset, to_uint8
+from gan_mnist.data import ImageData, load_dataset, make_dataset
 from gan_mnist.errors import UserError
+from gan_mnist.guards import (
+    StopRequest,
+    TrainingDiverged,
+    fault_point,
+    remove_stale_temporaries,
+    run_lock,
+)
+from gan_mnist.losses import LOSSES
 from gan_mnist.step import make_train_step
 
 HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "seconds", "images_per_sec"]
 HISTORY_NAME = "history.csv"
+PROGRESS_SECONDS = 0.25  # how often the loop reads the losses back from the device
 
 # Called after each epoch with (epoch, logs); logs has the history row plus "image_path".
 EpochCallback = Callable[[int, dict], None]
@@ -36,63 +51,69 @@ class RunSummary:
     out_dir: Path
     config: TrainConfig
     first_epoch: int  # the first epoch this call trained (or would have trained)
-    last_epoch: int  # the run's epoch when this call ended
+    last_epoch: int  # the run's last completed epoch when this call ended
     history: list[dict]
     images_trained: int = 0  # real images this call trained on
-    stopped_by_time: bool = False  # max_minutes ran out (the last epoch may be partial)
+    stopped_by: str | None = None  # "time" (max_minutes), "SIGINT" or "SIGTERM"
+    exit_status: int = 0  # 130 / 143 after SIGINT / SIGTERM, as a shell expects
+
+    @property
+    def stopped_by_time(self) -> bool:
+        return self.stopped_by == "time"
 
 
 def train(
     config: TrainConfig,
     out_dir: str | Path = ".",
     *,
-    mnist: Mnist | None = None,
+    data: ImageData | None = None,
     quiet: bool = False,
     on_epoch_end: EpochCallback | None = None,
     max_minutes: float | None = None,
 ) -> RunSummary:
     """Train (or resume) a GAN in ``out_dir`` until ``config.epochs``, writing every artifact.
 
+    Ctrl-C (SIGINT) or SIGTERM stop it after the current step with a checkpoint of
+    the partial epoch; a second one stops it at once.
+
     Args:
         config: the run's settings (see `gan_mnist.config`).
-        out_dir: created if missing; holds checkpoints, images and logs.
-        mnist: arrays to train on; by default `load_mnist(config.data)`.
+        out_dir: created if missing; holds checkpoints, images and logs. One `train`
+            at a time may write to it (a lock refuses a second).
+        data: arrays to train on; by default `load_dataset(config.dataset, config.data)`.
         quiet: no progress bar, only one line per epoch (for log files).
         on_epoch_end: called after each epoch's artifacts are written.
-        max_minutes: stop training after this many minutes (the epoch running then
-            ends early and is checkpointed); for equal-time comparisons and short
-            sessions. Rerunning continues from there.
+        max_minutes: stop training after this many minutes, checkpointed mid-epoch;
+            for equal-time comparisons and short sessions. Rerunning continues there.
 
     Returns:
         A `RunSummary`.
+
+    Raises:
+        UserError: bad settings or data, or another process writing to ``out_dir``.
+        TrainingDiverged: a loss became NaN/Inf; the last good checkpoint is kept.
     """
     out_dir = prepare_out_dir(out_dir)
-    previous = check_resumable(config, out_dir)
-    if config.seed is None:
-        config = replace(config, seed=previous.seed if previous else secrets.randbelow(2**31))
-    print(f"seed: {config.seed}")
-    keras.utils.set_random_seed(config.seed)  # weights' init and dropout masks
+    with run_lock(out_dir):
+        remove_stale_temporaries(out_dir)  # left by a writer that was killed
+        return _train_locked(config, out_dir, data, quiet, on_epoch_end, max_minutes)
 
-    mnist = mnist or load_mnist(config.data)
-    images, labels = mnist.x_train, mnist.y_train
-    if config.limit is not None:
-        images, labels = images[: config.limit], labels[: config.limit]
-    if config.batch_size > len(images):
-        raise UserError(
-            f"--batch-size {config.batch_size} is larger than the {len(images)} training "
-            "images: lower --batch-size or raise --limit."
-        )
-    print(f"data: {len(images)} training images from {mnist.source}")
+
+def _train_locked(config, out_dir, data, quiet, on_epoch_end, max_minutes) -> RunSummary:
+    config = with_seed(config, check_resumable(config, out_dir))
+    data = data or load_dataset(config.dataset, config.data)
+    images, labels = training_images(config, data)
 
     state = TrainingState(config, out_dir)
-    start = state.restore()
-    if start:
-        print(f"resuming from the checkpoint of epoch {start} in {out_dir / CHECKPOINT_DIR}")
-    history = read_history(out_dir / HISTORY_NAME, up_to_epoch=start)
-    summary = RunSummary(out_dir, config, start + 1, start, history)
-    if start >= config.epochs:
+    done, skip = state.restore()
+    if done or skip:
+        where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")
+        print(f"resuming from the checkpoint of {where} in {out_dir / CHECKPOINT_DIR}")
+    history = read_history(out_dir / HISTORY_NAME, up_to_epoch=done)
+    summary = RunSummary(out_dir, config, done + 1, done, history)
+    if done >= config.epochs:
         print(
-            f"already trained to epoch {start} (>= --epochs {config.epochs}); nothing to do. "
+            f"already trained to epoch {done} (>= --epochs {config.epochs}); nothing to do. "
             "Pass a larger --epochs to train further."
         )
         write_run_artifacts(state, out_dir, history, only_missing=True)
@@ -100,69 +121,293 @@ def train(
 
     with artifacts.atomic_path(out_dir / CONFIG_NAME) as tmp:
         tmp.write_text(config.to_json())
-    if start == 0:
+    if done == 0 and skip == 0:
         write_start_artifacts(state, images, out_dir)
-    _remove_epoch_images_after(out_dir, start)  # left by a run killed before its checkpoint
+    _remove_epoch_images_after(out_dir, done)  # left by a run killed before its checkpoint
 
-    dataset = make_dataset(images, labels, config.batch_size, seed=config.seed)
+    run_step = compile_step(state)
+    recorder = EpochRecorder(state, out_dir, history, data)
+    clock = CheckpointClock(config.checkpoint_minutes, max_minutes)
     steps = len(images) // config.batch_size
-    train_step = make_train_step(
-        state.models, state.generator_optimizer, state.discriminator_optimizer, state.rng
+    with StopRequest() as stop:
+        for epoch in range(done + 1, config.epochs + 1):
+            if not quiet:
+                print(f"Epoch {epoch}/{config.epochs}")
+            dataset = make_dataset(
+                images,
+                labels,
+                config.batch_size,
+                seed=config.seed,
+                pixel_range=state.models.pixel_range,
+                epoch=epoch,
+                skip_batches=skip,
+            )
+            row = run_epoch(run_step, state, dataset, epoch, steps, skip, quiet, stop, clock)
+            summary.images_trained += row.pop("steps_run") * config.batch_size
+            skip = 0
+            if row["steps"] < steps:  # stopped mid-epoch: keep the partial epoch
+                summary.stopped_by = clock.reason(stop)
+                state.save()
+                break
+            row, image_path = recorder.record(epoch, row)
+            fault_point("after-epoch-image")  # the image is written, the checkpoint not yet
+            clock.checkpoint_epoch(state, epoch, last=epoch == config.epochs or clock.due(stop))
+            recorder.snapshot(epoch)
+            print(epoch_line(row, config.epochs, image_path.relative_to(out_dir)))
+            summary.last_epoch = epoch
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, {**row, "image_path": image_path})
+            if clock.due(stop):
+                summary.stopped_by = clock.reason(stop)
+                break
+
+    write_run_artifacts(state, out_dir, history)
+    if summary.stopped_by:
+        summary.exit_status = stop.exit_status if stop.requested else 0
+        print(stopped_message(summary, state, max_minutes))
+    return summary
+
+
+def stopped_message(summary: RunSummary, state: TrainingState, max_minutes) -> str:
+    """What to tell a user whose run stopped before ``config.epochs``."""
+    why = {
+        "time": f"stopped after {max_minutes:g} minutes (--max-minutes)",
+        "SIGINT": "interrupted (Ctrl-C)",
+        "SIGTERM": "stopped by SIGTERM",
+    }[summary.stopped_by]
+    where = f"epoch {int(state.epoch.numpy())}"
+    partial = int(state.step_in_epoch.numpy())
+    if partial:
+        where += f" and {partial} steps of the next"
+    return f"{why}: checkpointed at {where}. Run the same command again to continue."
+
+
+def with_seed(config: TrainConfig, previous: TrainConfig | None) -> TrainConfig:
+    """Fix the run's seed (the resumed run's, else a new one), print it and apply it."""
+    if config.seed is None:
+        config = replace(config, seed=previous.seed if previous else secrets.randbelow(2**31))
+    print(f"seed: {config.seed}")
+    keras.utils.set_random_seed(config.seed)  # weights' init and dropout masks
+    return config
+
+
+def training_images(config: TrainConfig, data: ImageData) -> tuple[np.ndarray, np.ndarray]:
+    """The (images, labels) a run trains on: the first ``config.limit`` of the data set."""
+    images, labels = data.x_train, data.y_train
+    if config.limit is not None:
+        images, labels = images[: config.limit], labels[: config.limit]
+    if config.batch_size > len(images):
+        raise UserError(
+            f"--batch-size {config.batch_size} is larger than the {len(images)} training "
+            "images: lower --batch-size or raise --limit."
+        )
+    print(f"data: {len(images)} training images from {data.source}")
+    return images, labels
+
+
+def compile_step(state: TrainingState):
+    """The run's train step, compiled into a TensorFlow graph, with its bookkeeping.
+
+    Besides training, each call adds the losses to the epoch's sums and notes the
+    first step whose loss is NaN or infinite, all on the device: the loop reads
+    them a few times a second instead of waiting for every step.
+    """
+    config = state.config
+    step = make_train_step(
+        state.models,
+        LOSSES[config.loss],
+        state.generator_optimizer,
+        state.discriminator_optimizer,
+        state.rng,
+        global_batch_size=config.batch_size,
     )
-    writer = tf.summary.create_file_writer(str(out_dir / "logs"))
-    evaluation = None
-    if config.eval_every:
-        from gan_mnist.evaluator import TrainingEvaluation
 
-        evaluation = TrainingEvaluation(mnist, config.eval_samples, config.seed, history)
+    @tf.function
+    def run_step(images, labels):
+        losses = step(images, labels)
+        d_loss, g_loss = losses["d_loss"], losses["g_loss"]
+        state.step_in_epoch.assign_add(1)
+        state.loss_sums.assign_add(tf.stack([d_loss, g_loss]))
+        finite = tf.math.is_finite(d_loss) & tf.math.is_finite(g_loss)
+        first_bad = tf.logical_and(tf.logical_not(finite), state.nonfinite_at < 0)
+        state.nonfinite_at.assign(tf.where(first_bad, state.step_in_epoch, state.nonfinite_at))
 
-    deadline = None if max_minutes is None else time.perf_counter() + 60 * max_minutes
-    for epoch in range(start + 1, config.epochs + 1):
-        if not quiet:
-            print(f"Epoch {epoch}/{config.epochs}")
-        row = run_epoch(train_step, dataset, steps, config.batch_size, quiet, deadline)
-        summary.images_trained += row.pop("steps") * config.batch_size
-        summary.stopped_by_time = deadline is not None and time.perf_counter() >= deadline
-        row = {"epoch": epoch, **row}
-        image_path = artifacts.epoch_image_path(out_dir, epoch)
-        grid = artifacts.image_grid(preview_images(state))
+    return run_step
+
+
+def run_epoch(
+    run_step,
+    state: TrainingState,
+    dataset,
+    epoch: int,
+    steps: int,
+    skip: int,
+    quiet: bool,
+    stop: StopRequest,
+    clock: CheckpointClock,
+) -> dict:
+    """One pass over the epoch's batches (from batch ``skip`` on, when resuming).
+
+    Stops early, after a whole step, when ``stop`` or the time budget says so, and
+    checkpoints mid-epoch when the checkpoint clock is due.
+
+    Returns:
+        The epoch's mean losses, its training seconds, images/s, the steps done in
+        the epoch so far and the steps this call ran.
+
+    Raises:
+        TrainingDiverged: a loss became NaN or infinite (nothing is saved).
+    """
+    batch_size = state.config.batch_size
+    # All metrics "stateful": the bar shows exactly the running means computed here.
+    progbar = (
+        None
+        if quiet
+        else keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss", "img/s"])
+    )
+    started = last_read = time.perf_counter()
+    ran = 0
+    for images, labels in dataset:
+        run_step(images, labels)
+        ran += 1
+        fault_point("step")
+        now = time.perf_counter()
+        if now - last_read >= PROGRESS_SECONDS or skip + ran == steps:
+            last_read = now
+            means = check_finite(state, epoch)
+            if progbar is not None:
+                speed = ran * batch_size / (now - started)
+                progbar.update(skip + ran, [*means.items(), ("img/s", speed)])
+        if clock.due(stop):
+            break
+        if clock.mid_epoch_due() and skip + ran < steps:
+            check_finite(state, epoch)
+            state.save()
+            clock.saved()
+    seconds = time.perf_counter() - started
+    means = check_finite(state, epoch)
+    done = int(state.step_in_epoch.numpy())
+    if done == steps:  # a whole epoch: the sums start again for the next one
+        state.step_in_epoch.assign(0)
+        state.loss_sums.assign([0.0, 0.0])
+        state.epoch.assign(epoch)
+    return {
+        **means,
+        "seconds": seconds,
+        "images_per_sec": ran * batch_size / max(seconds, 1e-9),
+        "steps": done,
+        "steps_run": ran,
+    }
+
+
+def check_finite(state: TrainingState, epoch: int) -> dict:
+    """The epoch's mean losses so far; raise if one step's loss was NaN or infinite."""
+    bad_step = int(state.nonfinite_at.numpy())
+    if bad_step >= 0:
+        config = state.config
+        kept = (
+            f"the last good checkpoint ({Path(state.manager.latest_checkpoint).name}) and the "
+            "files of the epochs before it are intact"
+            if state.manager.latest_checkpoint
+            else "no checkpoint had been written yet"
+        )
+        raise TrainingDiverged(
+            f"training diverged at epoch {epoch}, step {bad_step}: a loss became NaN or "
+            f"infinite. Nothing from this epoch was saved; {kept}. Likely causes: learning "
+            f"rates too high (--gen-lr {config.gen_lr:g}, --disc-lr {config.disc_lr:g}; the "
+            "presets use 1e-4 to 4e-4), or --data images that are not uint8 0..255. Lower "
+            "them and run the same command to resume."
+        )
+    count = max(int(state.step_in_epoch.numpy()), 1)
+    d_sum, g_sum = state.loss_sums.numpy()
+    return {"d_loss": float(d_sum / count), "g_loss": float(g_sum / count)}
+
+
+class CheckpointClock:
+    """When to checkpoint and when to stop: every ``checkpoint_every`` epochs, after
+    ``checkpoint_minutes`` of training since the last checkpoint (mid-epoch if need
+    be), and at the end of a ``max_minutes`` budget or on a stop request."""
+
+    def __init__(self, checkpoint_minutes: float, max_minutes: float | None):
+        self.interval = 60 * checkpoint_minutes if checkpoint_minutes else None
+        now = time.perf_counter()
+        self.last_save = now
+        self.deadline = None if max_minutes is None else now + 60 * max_minutes
+
+    def mid_epoch_due(self) -> bool:
+        return self.interval is not None and time.perf_counter() - self.last_save >= self.interval
+
+    def saved(self) -> None:
+        self.last_save = time.perf_counter()
+
+    def due(self, stop: StopRequest) -> bool:
+        """Whether the run must stop now (a signal, or the time budget is spent)."""
+        return stop.requested or (
+            self.deadline is not None and time.perf_counter() >= self.deadline
+        )
+
+    def reason(self, stop: StopRequest) -> str:
+        if stop.requested:
+            import signal
+
+            return signal.Signals(stop.signal).name
+        return "time"
+
+    def checkpoint_epoch(self, state: TrainingState, epoch: int, last: bool) -> None:
+        """At the end of an epoch: save when the epoch, the clock or the end says so."""
+        if last or epoch % state.config.checkpoint_every == 0 or self.mid_epoch_due():
+            state.save()
+            self.saved()
+
+
+class EpochRecorder:
+    """What happens after each epoch: preview image, evaluation, history, TensorBoard
+    and generator snapshots."""
+
+    def __init__(self, state: TrainingState, out_dir: Path, history: list[dict], data):
+        self.state, self.out_dir, self.history = state, out_dir, history
+        self.config = state.config
+        self.writer = tf.summary.create_file_writer(str(out_dir / "logs"))
+        self.evaluation = None
+        if self.config.eval_every:
+            from gan_mnist.evaluator import TrainingEvaluation
+
+            self.evaluation = TrainingEvaluation(
+                data, self.config.eval_samples, self.config.seed, history
+            )
+
+    def record(self, epoch: int, row: dict) -> tuple[dict, Path]:
+        """Write the epoch's preview grid and its row (with metrics when due)."""
+        row = {"epoch": epoch, **{k: v for k, v in row.items() if k != "steps"}}
+        image_path = artifacts.epoch_image_path(self.out_dir, epoch)
+        grid = preview_grid(self.state)
         artifacts.save_png(grid, image_path)
-        if evaluation is not None and epoch % config.eval_every == 0:
-            scores, improved = evaluation(state.models)
+        if self.evaluation is not None and epoch % self.config.eval_every == 0:
+            scores, improved = self.evaluation(self.state.models)
             row.update(scores)
             if improved:  # late GAN epochs often get worse: keep the best one
-                save_keras(state.models.generator, out_dir / "generator_best.keras")
+                save_keras(self.state.models.generator, self.out_dir / "generator_best.keras")
+        self.history.append(row)
+        write_history(self.history, self.out_dir / HISTORY_NAME)
+        self.log_tensorboard(epoch, row, grid)
+        return row, image_path
 
-        history.append(row)
-        write_history(history, out_dir / HISTORY_NAME)
-        with writer.as_default(step=epoch):
+    def log_tensorboard(self, epoch: int, row: dict, grid: np.ndarray) -> None:
+        with self.writer.as_default(step=epoch):
             for key, value in row.items():
                 if key not in ("epoch", "seconds"):
                     tf.summary.scalar(key, value)
-            tf.summary.image("generated_digits", grid[np.newaxis, ..., np.newaxis])
-        writer.flush()
+            tf.summary.image("generated_images", grid[np.newaxis, ..., np.newaxis])
+        self.writer.flush()
 
-        last = epoch == config.epochs or summary.stopped_by_time
-        if epoch % config.checkpoint_every == 0 or last:
-            state.save(epoch)
-        if config.save_generator_every and epoch % config.save_generator_every == 0:
+    def snapshot(self, epoch: int) -> None:
+        """Save generators/generator_epoch_XXXX.keras every ``save_generator_every``."""
+        every = self.config.save_generator_every
+        if every and epoch % every == 0:
             save_keras(
-                state.models.generator,
-                out_dir / "generators" / f"generator_epoch_{epoch:04d}.keras",
+                self.state.models.generator,
+                self.out_dir / "generators" / f"generator_epoch_{epoch:04d}.keras",
             )
-        print(epoch_line(row, config.epochs, image_path.relative_to(out_dir)))
-        summary.last_epoch = epoch
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, {**row, "image_path": image_path})
-        if summary.stopped_by_time:
-            print(
-                f"stopped after {max_minutes:g} minutes (--max-minutes), checkpointed at "
-                f"epoch {epoch}; run again to continue."
-            )
-            break
-
-    write_run_artifacts(state, out_dir, history)
-    return summary
 
 
 def epoch_line(row: dict, epochs: int, image: Path) -> str:
@@ -175,54 +420,24 @@ def epoch_line(row: dict, epochs: int, image: Path) -> str:
     if "frechet_distance" in row:
         line += (
             f"  FD {row['frechet_distance']:.2f}  score {row['classifier_score']:.2f}  "
-            f"digits {row['digits_covered']}"
+            f"classes {row['digits_covered']}"
         )
     return f"{line}  -> {image}"
 
 
-def run_epoch(
-    train_step, dataset, steps: int, batch_size: int, quiet: bool, deadline: float | None = None
-) -> dict:
-    """One pass over the data (cut short at ``deadline``, a `time.perf_counter` value).
-
-    Returns:
-        The epoch's mean losses, its training seconds, images/s and steps done.
-    """
-    # All metrics "stateful": the bar shows exactly the running means computed here.
-    progbar = (
-        None
-        if quiet
-        else keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss", "img/s"])
-    )
-    d_total = g_total = 0.0
-    started = time.perf_counter()
-    step = 0
-    for step, (images, labels) in enumerate(dataset, start=1):
-        losses = train_step(images, labels)
-        d_total += float(losses["d_loss"])
-        g_total += float(losses["g_loss"])
-        if progbar is not None:
-            speed = step * batch_size / (time.perf_counter() - started)
-            progbar.update(
-                step, [("d_loss", d_total / step), ("g_loss", g_total / step), ("img/s", speed)]
-            )
-        if deadline is not None and time.perf_counter() >= deadline:
-            break
-    seconds = time.perf_counter() - started
-    return {
-        "d_loss": d_total / step,
-        "g_loss": g_total / step,
-        "seconds": seconds,
-        "images_per_sec": step * batch_size / seconds,
-        "steps": step,
-    }
-
-
 def preview_images(state: TrainingState) -> np.ndarray:
-    """The generator's images for the fixed noise, uint8 (num_examples, 28, 28)."""
+    """The generator's images for the fixed noise, uint8 (N, 28, 28): num_examples
+    images, or 10 rows of num_examples for conditional families."""
+    models = state.models
+    noise, labels = models.preview_latents(state.fixed_noise)
     # training=False: BatchNorm uses its moving averages, as at inference time.
-    generated = state.models.generate(state.fixed_noise, training=False)
-    return to_uint8(generated)[..., 0]
+    return models.to_uint8(models.generate(noise, labels, training=False))
+
+
+def preview_grid(state: TrainingState) -> np.ndarray:
+    """The epoch's preview picture: `preview_images` in the family's layout."""
+    columns = state.models.preview_columns(state.config.num_examples)
+    return artifacts.image_grid(preview_images(state), columns)
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:
@@ -241,7 +456,7 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
 
 
 def write_start_artifacts(state: TrainingState, images: np.ndarray, out_dir: Path) -> None:
-    """Files that describe the run before it trains: real digits and model diagrams."""
+    """Files that describe the run before it trains: real images and model diagrams."""
     artifacts.save_grid(images[:25], out_dir / "real_data.png")
     artifacts.plot_model_diagrams(
         {

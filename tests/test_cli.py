@@ -15,6 +15,9 @@ def test_help_is_the_manual():
     assert result.returncode == 0
     for text in (
         "--preset {tutorial,demo,smoke}",
+        "--model {dcgan,cdcgan,mlp}",
+        "--dataset {mnist,fashion_mnist}",
+        "--loss {nonsaturating,hinge,least_squares}",
         "--epochs N",
         "--checkpoint-every K",
         "--save-generator-every K",
@@ -27,6 +30,8 @@ def test_help_is_the_manual():
     ):
         assert text in result.stdout, text
     assert "--n N" in run_cli("sample", "--help").stdout
+    assert "--digit D" in run_cli("sample", "--help").stdout
+    assert "--walk {noise,classes}" in run_cli("interpolate", "--help").stdout
 
 
 @pytest.mark.parametrize(
@@ -39,6 +44,10 @@ def test_help_is_the_manual():
         (["sample", "nowhere", "--out", "s.npz"], "nowhere is not a folder"),
         (["sample", ".", "--n", "0", "--out", "s.npz"], "--n must be a positive"),
         (["sample", ".", "--out", "s.txt"], "must end in .npz"),
+        (["sample", ".", "--n", "10000000000000", "--out", "s.npz"], "more than the"),
+        (["interpolate", ".", "--out", "w.png"], "must end in .gif"),
+        (["interpolate", ".", "--out", "w.gif", "--points", "1"], "at least 2"),
+        (["train", "--model", "gan"], "invalid choice: 'gan'"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message):
@@ -119,7 +128,7 @@ def test_evaluate_prints_both_columns_and_writes_metrics_json(tmp_path, tiny_npz
     result = run_cli("evaluate", out, "--n", 100, "--data", tiny_npz)
 
     assert result.returncode == 0, result.stderr
-    assert "Fréchet distance (MNIST classifier features)" in result.stdout
+    assert "Fréchet distance (classifier features)" in result.stdout
     assert "real data" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == 100
@@ -131,3 +140,57 @@ def test_evaluate_prints_both_columns_and_writes_metrics_json(tmp_path, tiny_npz
     assert json.loads(as_json.stdout)["generated"]["n"] == 100
     too_many = run_cli("evaluate", out, "--n", 5000, "--data", tiny_npz)
     assert too_many.returncode == 2 and "more than the 320 real training images" in too_many.stderr
+
+
+def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(tmp_path, tiny_npz):
+    out = tmp_path / "c"
+    args = smoke_train_args(tiny_npz, out, epochs=1, seed=4) + ["--model", "cdcgan"]
+    assert run_cli(*args).returncode == 0
+
+    sevens = run_cli(
+        "sample",
+        out,
+        "--digit",
+        "7",
+        "--n",
+        150,
+        "--out",
+        tmp_path / "7.npz",
+        "--grid",
+        tmp_path / "7.png",
+        "--seed",
+        2,
+    )
+    assert sevens.returncode == 0, sevens.stderr
+    assert "150 images of class 7" in sevens.stdout and "the first 100" in sevens.stdout
+    with np.load(tmp_path / "7.npz") as f:
+        assert f["images"].shape == (150, 28, 28) and f["labels"].tolist() == [7] * 150
+    # --grid shows at most 100 images: 10 x 10 tiles of 30 px, 4x scaled.
+    assert iio.imread(tmp_path / "7.png").shape[:2] == ((10 * 30 + 2) * 4, (10 * 30 + 2) * 4)
+
+    for extra in ([], ["--walk", "classes"], ["--digit", "3"]):
+        gif = tmp_path / f"walk{len(extra)}.gif"
+        walk = run_cli("interpolate", out, "--out", gif, "--steps", 3, *extra)
+        assert walk.returncode == 0, walk.stderr
+        assert iio.imread(gif, index=None).shape[0] == (30 if extra[:1] == ["--walk"] else 12)
+
+    bad = run_cli("sample", out, "--digit", "12", "--out", tmp_path / "x.npz")
+    assert bad.returncode == 2 and "--digit '12' is not a class of mnist" in bad.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+    evaluation = run_cli("evaluate", out, "--n", 100, "--data", tiny_npz)
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "samples asked for class c that the classifier labels c" in evaluation.stdout
+    shares = json.loads((out / "metrics.json").read_text())["class_accuracy"]["per_class"]
+    assert len(shares) == 10 and all(0 <= s <= 1 for s in shares)
+
+
+def test_digit_on_an_unconditional_run_is_refused(tmp_path, tiny_npz):
+    out = tmp_path / "u"
+    assert run_cli(*smoke_train_args(tiny_npz, out, epochs=1, seed=1)).returncode == 0
+    result = run_cli("sample", out, "--digit", "7", "--out", tmp_path / "s.npz")
+    assert result.returncode == 2
+    assert "--digit needs a conditional run" in result.stderr and "Traceback" not in result.stderr
+    walk = run_cli("interpolate", out, "--walk", "classes", "--out", tmp_path / "w.gif")
+    assert walk.returncode == 2 and "needs a conditional run" in walk.stderr
+    assert not (tmp_path / "s.npz").exists() and not (tmp_path / "w.gif").exists()

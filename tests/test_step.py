@@ -1,53 +1,86 @@
+"""The train step: finite losses, each network moved only by its own optimizer."""
+
 import math
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from gan_mnist.config import make_config
-from gan_mnist.models import build_models
-from gan_mnist.step import discriminator_loss, generator_loss, make_train_step
+from gan_mnist.losses import LOSSES
+from gan_mnist.models import FAMILIES, build_models
+from gan_mnist.step import make_train_step
 
 
-def test_losses_match_binary_cross_entropy_by_hand():
-    # D undecided (logit 0 = probability 0.5): each term is ln 2.
-    zeros = tf.zeros([4, 1])
-    assert math.isclose(float(discriminator_loss(zeros, zeros)), 2 * math.log(2), rel_tol=1e-6)
-    assert math.isclose(float(generator_loss(zeros)), math.log(2), rel_tol=1e-6)
-    # Non-saturating: a generator that fools D completely has a loss near 0 ...
-    assert float(generator_loss(tf.fill([4, 1], 20.0))) < 1e-6
-    # ... and a hopeless one a large loss (strong gradient), finite even for extreme logits.
-    hopeless = float(generator_loss(tf.fill([4, 1], -200.0)))
-    assert math.isfinite(hopeless) and hopeless > 100
+def weights(model):
+    return [w.numpy().copy() for w in model.trainable_weights]
 
 
-def test_one_train_step_changes_both_networks_and_returns_finite_losses():
-    keras.utils.set_random_seed(0)
-    models = build_models(make_config("smoke"))
-    g_opt, d_opt = keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3)
-    step = make_train_step(models, g_opt, d_opt, tf.random.Generator.from_seed(0))
-    images = tf.random.uniform([8, 28, 28, 1], -1, 1)
-    labels = tf.zeros([8], tf.int32)
-    g_before = [w.numpy().copy() for w in models.generator.trainable_weights]
-    d_before = [w.numpy().copy() for w in models.discriminator.trainable_weights]
+def changed(before, model):
+    return [
+        not np.allclose(b, w.numpy()) for b, w in zip(before, model.trainable_weights, strict=True)
+    ]
 
+
+def one_step(family, gen_lr, disc_lr, loss="nonsaturating", seed=0):
+    keras.utils.set_random_seed(seed)
+    models = build_models(make_config("smoke", model=family))
+    g_opt, d_opt = keras.optimizers.Adam(gen_lr), keras.optimizers.Adam(disc_lr)
+    step = tf.function(
+        make_train_step(models, LOSSES[loss], g_opt, d_opt, tf.random.Generator.from_seed(seed), 8)
+    )
+    low, high = models.pixel_range
+    images = tf.random.uniform([8, 28, 28, 1], low, high)
+    labels = tf.range(8) % 10
+    g_before, d_before = weights(models.generator), weights(models.discriminator)
     losses = step(images, labels)
-
-    assert np.isfinite(float(losses["d_loss"])) and np.isfinite(float(losses["g_loss"]))
-    assert all(
-        not np.allclose(b, w.numpy())
-        for b, w in zip(g_before, models.generator.trainable_weights, strict=True)
+    return (
+        models,
+        losses,
+        changed(g_before, models.generator),
+        changed(d_before, models.discriminator),
     )
-    assert all(
-        not np.allclose(b, w.numpy())
-        for b, w in zip(d_before, models.discriminator.trainable_weights, strict=True)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_one_step_moves_both_networks_and_returns_finite_losses(family):
+    _, losses, g_changed, d_changed = one_step(family, 1e-3, 1e-3)
+    assert math.isfinite(float(losses["d_loss"])) and math.isfinite(float(losses["g_loss"]))
+    assert all(g_changed) and all(d_changed)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_each_network_is_moved_only_by_its_own_loss_and_optimizer(family):
+    # The generator's optimizer frozen (lr 0): D learns, G does not; and the other way.
+    _, _, g_changed, d_changed = one_step(family, gen_lr=0.0, disc_lr=1e-3)
+    assert not any(g_changed) and all(d_changed)
+    _, _, g_changed, d_changed = one_step(family, gen_lr=1e-3, disc_lr=0.0)
+    assert all(g_changed) and not any(d_changed)
+
+
+def test_untrained_losses_start_near_the_undecided_values():
+    # An untrained D says ~0.5 to everything: d_loss ~ 2 ln 2 = 1.39, g_loss ~ ln 2 = 0.69.
+    _, losses, _, _ = one_step("dcgan", 0.0, 0.0)
+    assert abs(float(losses["d_loss"]) - 2 * math.log(2)) < 0.1
+    assert abs(float(losses["g_loss"]) - math.log(2)) < 0.1
+
+
+def test_given_noise_replaces_the_drawn_noise():
+    keras.utils.set_random_seed(0)
+    models = build_models(make_config("smoke", dropout=0.0))  # no random dropout masks
+    step = make_train_step(
+        models,
+        LOSSES["nonsaturating"],
+        keras.optimizers.Adam(0.0),
+        keras.optimizers.Adam(0.0),
+        tf.random.Generator.from_seed(0),
+        4,
     )
-    assert int(g_opt.iterations.numpy()) == 1 and int(d_opt.iterations.numpy()) == 1
-
-
-def test_repeated_steps_draw_fresh_noise():
-    models = build_models(make_config("smoke"))
-    rng = tf.random.Generator.from_seed(3)
-    first = rng.normal([2, models.noise_dim]).numpy()
-    second = rng.normal([2, models.noise_dim]).numpy()
-    assert not np.allclose(first, second)
+    images, labels = tf.zeros([4, 28, 28, 1]), tf.zeros([4], tf.int32)
+    noise = tf.random.normal([4, models.noise_dim], seed=1)
+    first = step(images, labels, noise)
+    second = step(images, labels, noise)  # the rng moved on, the given noise did not
+    assert float(first["g_loss"]) == pytest.approx(float(second["g_loss"]), rel=1e-6)
+    drawn = step(images, labels)
+    assert float(drawn["g_loss"]) != pytest.approx(float(first["g_loss"]), rel=1e-6)

@@ -16,6 +16,17 @@ from gan_mnist.sampling import generate_images
 from gan_mnist.training import train
 
 
+def load_generator_file(path):
+    """Load a saved generator as `load_generator` does for a run folder holding only it."""
+    import shutil
+
+    folder = path.parent / "only_generator"
+    folder.mkdir()
+    shutil.copy(path, folder / "generator.keras")
+    shutil.copy(path.parent / "config.json", folder / "config.json")
+    return load_generator(folder)
+
+
 @pytest.fixture(scope="module")
 def tiny(tiny_npz):
     return load_mnist(tiny_npz)
@@ -31,7 +42,7 @@ def history_rows(out_dir):
 
 
 def test_a_run_writes_every_artifact(tmp_path, tiny):
-    summary = train(smoke(epochs=2, save_generator_every=1), tmp_path, mnist=tiny, quiet=True)
+    summary = train(smoke(epochs=2, save_generator_every=1), tmp_path, data=tiny, quiet=True)
 
     assert (summary.first_epoch, summary.last_epoch) == (1, 2)
     for name in [
@@ -59,10 +70,10 @@ def test_a_run_writes_every_artifact(tmp_path, tiny):
 
 
 def test_resume_continues_to_the_total_and_keeps_earlier_epochs(tmp_path, tiny):
-    train(smoke(epochs=2), tmp_path, mnist=tiny, quiet=True)
+    train(smoke(epochs=2), tmp_path, data=tiny, quiet=True)
     first_images = {e: artifacts.epoch_image_path(tmp_path, e).read_bytes() for e in (1, 2)}
 
-    summary = train(smoke(epochs=3), tmp_path, mnist=tiny, quiet=True)
+    summary = train(smoke(epochs=3), tmp_path, data=tiny, quiet=True)
 
     assert (summary.first_epoch, summary.last_epoch) == (3, 3)
     for epoch, content in first_images.items():
@@ -73,11 +84,11 @@ def test_resume_continues_to_the_total_and_keeps_earlier_epochs(tmp_path, tiny):
 
 def test_optimizer_state_and_epoch_survive_a_checkpoint(tmp_path, tiny):
     config = smoke(epochs=2)
-    train(config, tmp_path, mnist=tiny, quiet=True)
+    train(config, tmp_path, data=tiny, quiet=True)
     state = TrainingState(config, tmp_path)
     assert int(state.generator_optimizer.iterations.numpy()) == 0
 
-    assert state.restore() == 2
+    assert state.restore() == (2, 0)
     steps = 2 * (256 // 32)  # smoke: 256 images, batch 32, two epochs
     assert int(state.generator_optimizer.iterations.numpy()) == steps
     assert int(state.discriminator_optimizer.iterations.numpy()) == steps
@@ -86,50 +97,47 @@ def test_optimizer_state_and_epoch_survive_a_checkpoint(tmp_path, tiny):
 
 
 def test_finished_run_does_nothing(tmp_path, tiny, capsys):
-    train(smoke(epochs=1), tmp_path, mnist=tiny, quiet=True)
+    train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)
     before = (tmp_path / "history.csv").read_bytes()
-    summary = train(smoke(epochs=1), tmp_path, mnist=tiny, quiet=True)
+    summary = train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)
     assert summary.last_epoch == 1 and "nothing to do" in capsys.readouterr().out
     assert (tmp_path / "history.csv").read_bytes() == before
 
 
 def test_architecture_change_against_a_checkpoint_is_refused(tmp_path, tiny):
-    train(smoke(epochs=1), tmp_path, mnist=tiny, quiet=True)
+    train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)
     with pytest.raises(UserError, match="--base-filters 8 -> 16"):
-        train(smoke(epochs=2, base_filters=16), tmp_path, mnist=tiny, quiet=True)
+        train(smoke(epochs=2, base_filters=16), tmp_path, data=tiny, quiet=True)
 
 
 def test_batch_larger_than_the_data_is_refused(tmp_path, tiny):
     with pytest.raises(UserError, match="--batch-size 512 is larger than the 256"):
-        train(smoke(batch_size=512), tmp_path, mnist=tiny, quiet=True)
+        train(smoke(batch_size=512), tmp_path, data=tiny, quiet=True)
 
 
 def test_unwritable_output_folder_is_refused(tmp_path, tiny):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     with pytest.raises(UserError, match="cannot write to the output folder"):
-        train(smoke(), blocker / "run", mnist=tiny, quiet=True)
+        train(smoke(), blocker / "run", data=tiny, quiet=True)
 
 
-def test_epoch_callback_and_seeded_repeatability(tmp_path, tiny):
+def test_epoch_callback_sees_each_epoch_and_its_image(tmp_path, tiny):
     seen = []
     train(
-        smoke(epochs=1),
-        tmp_path / "a",
-        mnist=tiny,
+        smoke(epochs=2),
+        tmp_path,
+        data=tiny,
         quiet=True,
         on_epoch_end=lambda epoch, logs: seen.append((epoch, logs["image_path"].name)),
     )
-    train(smoke(epochs=1), tmp_path / "b", mnist=tiny, quiet=True)
-    assert seen == [(1, "image_at_epoch_0001.png")]
-    a, b = (artifacts.epoch_image_path(tmp_path / d, 1).read_bytes() for d in "ab")
-    assert a == b  # same seed, same machine: the same first epoch
+    assert seen == [(1, "image_at_epoch_0001.png"), (2, "image_at_epoch_0002.png")]
 
 
 def test_sampling_from_checkpoint_and_from_saved_generator(tmp_path, tiny):
-    train(smoke(epochs=1), tmp_path, mnist=tiny, quiet=True)
+    train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)
     models, config, source = load_generator(tmp_path)
-    assert "ckpt-1" in source and config.seed == 7
+    assert source.endswith("ckpt-8") and config.seed == 7 and config.model == "dcgan"
     from_checkpoint = generate_images(models, 10, seed=1)
     assert from_checkpoint.shape == (10, 28, 28) and from_checkpoint.dtype == np.uint8
 
@@ -146,38 +154,110 @@ def test_sampling_a_folder_without_a_run_is_refused(tmp_path):
 
 
 def test_eval_every_logs_metrics_and_keeps_the_best_generator(tmp_path, tiny, capsys):
-    train(smoke(epochs=2, eval_every=1, eval_samples=64), tmp_path, mnist=tiny, quiet=True)
+    train(smoke(epochs=3, eval_every=1, eval_samples=64), tmp_path, data=tiny, quiet=True)
 
     rows = history_rows(tmp_path)
-    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     distances = [float(r["frechet_distance"]) for r in rows]
-    assert all(d > 0 for d in distances)
-    assert all(0 <= int(r["digits_covered"]) <= 10 for r in rows)
-    assert (tmp_path / "generator_best.keras").exists()
     assert "FD " in capsys.readouterr().out
+    # generator_best.keras is the generator of the epoch with the lowest distance:
+    # measured again on the same samples, it gives exactly that epoch's numbers.
+    from gan_mnist.evaluator import TrainingEvaluation
+
+    models, _, source = load_generator_file(tmp_path / "generator_best.keras")
+    scores, _ = TrainingEvaluation(tiny, 64, 7, [])(models)
+    best = rows[int(np.argmin(distances))]
+    assert scores["frechet_distance"] == pytest.approx(float(best["frechet_distance"]), rel=1e-4)
+    assert scores["digits_covered"] == int(best["digits_covered"])
 
     # Resumed without evaluation: the metric columns stay, the new row leaves them empty.
-    train(smoke(epochs=3), tmp_path, mnist=tiny, quiet=True)
+    train(smoke(epochs=4), tmp_path, data=tiny, quiet=True)
     rows = history_rows(tmp_path)
-    assert rows[2]["epoch"] == "3" and rows[2]["frechet_distance"] == ""
+    assert rows[3]["epoch"] == "4" and rows[3]["frechet_distance"] == ""
     assert rows[0]["frechet_distance"] != ""
 
 
-def test_max_minutes_stops_early_with_a_checkpoint_and_resumes(tmp_path, tiny, capsys):
-    summary = train(smoke(epochs=50), tmp_path, mnist=tiny, quiet=True, max_minutes=0.001)
+def test_max_minutes_stops_mid_epoch_with_a_checkpoint_and_resumes_there(tmp_path, tiny, capsys):
+    summary = train(smoke(epochs=50), tmp_path, data=tiny, quiet=True, max_minutes=0.001)
 
-    assert summary.stopped_by_time and summary.last_epoch == 1
+    assert summary.stopped_by_time and summary.last_epoch == 0
     assert 0 < summary.images_trained < 256  # cut inside the first epoch
-    assert "run again to continue" in capsys.readouterr().out
-    for name in ("generator.keras", "dcgan_animation.gif", "DCGAN_Images/image_at_epoch_0001.png"):
-        assert (tmp_path / name).exists(), name
-    resumed = train(smoke(epochs=2), tmp_path, mnist=tiny, quiet=True)
-    assert (resumed.first_epoch, resumed.last_epoch) == (2, 2)
+    assert "Run the same command again to continue" in capsys.readouterr().out
+    assert (tmp_path / "generator.keras").exists()
+    state = TrainingState(smoke(epochs=50), tmp_path)
+    assert state.restore() == (0, summary.images_trained // 32)  # the partial epoch kept
+
+    resumed = train(smoke(epochs=2), tmp_path, data=tiny, quiet=True)
+    assert (resumed.first_epoch, resumed.last_epoch) == (1, 2)
+    assert f"and {summary.images_trained // 32} steps of epoch 1" in capsys.readouterr().out
+    assert [e for e, _ in artifacts.epoch_images(tmp_path)] == [1, 2]
 
 
-def test_damaged_checkpoint_is_a_clear_error(tmp_path, tiny):
-    train(smoke(epochs=1), tmp_path, mnist=tiny, quiet=True)
-    (data_file,) = (tmp_path / "training_checkpoints").glob("ckpt-1.data-*")
+def test_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_used(tmp_path, tiny, capsys):
+    train(smoke(epochs=2), tmp_path, data=tiny, quiet=True)
+    (data_file,) = (tmp_path / "training_checkpoints").glob("ckpt-16.data-*")
     data_file.write_bytes(data_file.read_bytes()[:100])  # as if the disk lost the rest
-    with pytest.raises(UserError, match="could not be restored.*damaged"):
-        train(smoke(epochs=2), tmp_path, mnist=tiny, quiet=True)
+
+    models, _, source = load_generator(tmp_path)  # a reader falls back, and moves nothing
+    assert source.endswith("ckpt-8")
+    assert data_file.exists()
+
+    summary = train(smoke(epochs=3), tmp_path, data=tiny, quiet=True)
+    out = capsys.readouterr().out
+    assert "damaged checkpoint files (ckpt-16)" in out and "using ckpt-8" in out
+    assert "resuming from the checkpoint of epoch 1" in out
+    assert (summary.first_epoch, summary.last_epoch) == (2, 3)
+    assert (tmp_path / "training_checkpoints" / "damaged" / data_file.name).exists()
+    assert [r["epoch"] for r in history_rows(tmp_path)] == ["1", "2", "3"]
+
+
+def test_no_intact_checkpoint_left_is_one_clear_error(tmp_path, tiny):
+    train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)
+    for data_file in (tmp_path / "training_checkpoints").glob("ckpt-*.data-*"):
+        data_file.write_bytes(b"garbage")
+    with pytest.raises(UserError, match="no intact checkpoint is left"):
+        train(smoke(epochs=2), tmp_path, data=tiny, quiet=True)
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, tiny):
+    from gan_mnist.guards import TrainingDiverged
+
+    train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)
+    good = (tmp_path / "training_checkpoints" / "checkpoint").read_bytes()
+    image = artifacts.epoch_image_path(tmp_path, 1).read_bytes()
+    with pytest.raises(TrainingDiverged, match=r"diverged at epoch 2, step \d+.*ckpt-8"):
+        train(smoke(epochs=3, gen_lr=1e12, disc_lr=1e12), tmp_path, data=tiny, quiet=True)
+    assert (tmp_path / "training_checkpoints" / "checkpoint").read_bytes() == good
+    assert artifacts.epoch_image_path(tmp_path, 1).read_bytes() == image
+    assert not artifacts.epoch_image_path(tmp_path, 2).exists()
+    assert [r["epoch"] for r in history_rows(tmp_path)] == ["1"]
+
+    resumed = train(smoke(epochs=2), tmp_path, data=tiny, quiet=True)  # saner settings
+    assert (resumed.first_epoch, resumed.last_epoch) == (2, 2)
+    assert np.isfinite(float(history_rows(tmp_path)[1]["d_loss"]))
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path, tiny):
+    from gan_mnist.guards import run_lock
+
+    with run_lock(tmp_path):
+        with pytest.raises(UserError, match=r"being written by another .* \(process \d+\)"):
+            train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)
+    train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)  # released: accepted
+
+
+def test_checkpoint_minutes_saves_mid_epoch(tmp_path, tiny):
+    config = smoke(epochs=1, checkpoint_minutes=1e-9)  # due after every step
+    train(config, tmp_path, data=tiny, quiet=True)
+    kept = sorted(p.name for p in (tmp_path / "training_checkpoints").glob("ckpt-*.index"))
+    assert kept == ["ckpt-6.index", "ckpt-7.index", "ckpt-8.index"]  # max_to_keep=3
+
+
+def test_same_seed_gives_identical_images_and_losses(tmp_path, tiny):
+    for name in ("a", "b"):
+        train(smoke(epochs=2), tmp_path / name, data=tiny, quiet=True)
+    for epoch in (1, 2):
+        a, b = (artifacts.epoch_image_path(tmp_path / d, epoch).read_bytes() for d in "ab")
+        assert a == b
+    losses = [[(r["d_loss"], r["g_loss"]) for r in history_rows(tmp_path / d)] for d in "ab"]
+    assert losses[0] == losses[1]

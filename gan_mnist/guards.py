@@ -1,0 +1,154 @@
+"""What keeps a run's folder safe: one writer at a time, signals that stop a run
+cleanly, a check for diverged (NaN/Inf) training, and fault points for the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from gan_mnist.errors import UserError
+
+LOCK_NAME = ".gan-mnist.lock"
+FAULT_ENV = "GAN_MNIST_FAULT"  # tests: "POINT" or "POINT@N" SIGKILLs the run there
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the folder's write lock while the block runs; refuse if another process has it.
+
+    `flock` locks belong to the open file: the operating system drops them when the
+    process ends, however it ends, so a crashed run never leaves a stale lock.
+    """
+    path = Path(out_dir) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise UserError(
+                f"{out_dir} is being written by another `gan-mnist train` (process {other}). "
+                "Wait for it to finish or stop it (Ctrl-C in its terminal, or "
+                f"`kill {other}`), or train into another --out folder. Reading the folder "
+                "(`gan-mnist sample`, `evaluate`) is fine meanwhile."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class StopRequest:
+    """SIGINT (Ctrl-C, a notebook's stop button) and SIGTERM (schedulers, `docker stop`)
+    ask the training loop to stop after the current step; it then checkpoints.
+
+    A second signal of the same kind acts at once, as without this handler. Only the
+    main thread can install handlers; elsewhere the request simply never arrives.
+    """
+
+    EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_status(self) -> int:
+        return self.EXIT_STATUS.get(self.signal, 1)
+
+    def __enter__(self) -> StopRequest:
+        if _in_main_thread():
+            for number in self.EXIT_STATUS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _handle(self, number, frame) -> None:
+        if self.signal == number:  # the second time: stop now
+            previous = self._previous.get(number, signal.SIG_DFL)
+            signal.signal(number, previous)
+            if callable(previous):
+                previous(number, frame)
+            else:
+                os.kill(os.getpid(), number)
+            return
+        self.signal = number
+        name = signal.Signals(number).name
+        again = "Ctrl-C" if number == signal.SIGINT else name
+        print(
+            f"\n{name}: stopping after this step and saving a checkpoint "
+            f"({again} again to quit at once, losing the work since the last checkpoint).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite: the weights are broken and must not be saved."""
+
+
+def fault_point(name: str) -> None:
+    """For the fault-injection tests: SIGKILL this process at the named point when
+    ``$GAN_MNIST_FAULT`` is ``name`` (or ``name@N``: the N-th time it is reached)."""
+    wanted = os.environ.get(FAULT_ENV)
+    if not wanted:
+        return
+    point, _, count = wanted.partition("@")
+    if point != name:
+        return
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    if _FAULT_COUNTS[name] >= int(count or 1):
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAULT_COUNTS: dict[str, int] = {}
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Delete what a killed writer left: `atomic_path` temporaries of dead processes
+    and TensorFlow's half-written checkpoint folders. Call while holding the lock."""
+    removed = []
+    for path in Path(out_dir).rglob(".tmp*"):
+        pid = path.name[4:].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and path.is_file():
+            path.unlink()
+            removed.append(path)
+    for path in Path(out_dir).glob("training_checkpoints/*_temp*"):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,110 @@
+"""`GanModels`: a family's two networks, how its latents are drawn, and its pixels.
+
+The training step, the preview grids, sampling, interpolation and the app call
+only these methods, so they work unchanged for every family: conditional or not,
+tanh or sigmoid pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gan_mnist.data import to_model_range, to_uint8
+from gan_mnist.models import FAMILIES, Family
+
+NUM_CLASSES = 10  # MNIST digits, Fashion-MNIST clothes
+
+
+@dataclass(frozen=True)
+class GanModels:
+    """A generator and a discriminator (None when only a generator was loaded).
+
+    Conditional families take the class as a one-hot vector (batch, 10): `generate`
+    and `discriminate` accept class ids (batch,) and convert them, and the
+    generator also accepts soft mixtures of classes (a class-to-class walk).
+    """
+
+    generator: keras.Model
+    discriminator: keras.Model | None
+    family: Family
+    noise_dim: int
+
+    @property
+    def conditional(self) -> bool:
+        return self.family.conditional
+
+    @property
+    def pixel_range(self) -> tuple[float, float]:
+        return self.family.pixel_range
+
+    def draw_latents(self, rng: tf.random.Generator, n, labels=None):
+        """Noise (n, noise_dim) ~ N(0, 1) and, for conditional families, class ids (n,).
+
+        Args:
+            labels: the classes to draw; by default uniform over the 10 classes.
+
+        Returns:
+            (noise, labels); labels is None for unconditional families.
+        """
+        noise = rng.normal([n, self.noise_dim])
+        if not self.conditional:
+            return noise, None
+        if labels is None:
+            labels = rng.uniform([n], 0, NUM_CLASSES, dtype=tf.int32)
+        return noise, tf.broadcast_to(tf.cast(labels, tf.int32), [n])
+
+    def preview_latents(self, noise):
+        """The preview grid's latents from its fixed noise (columns, noise_dim).
+
+        Unconditional: the noise itself. Conditional: 10 rows, one per class, each
+        with the same noise, so a row shows one class and a column one "style".
+        """
+        if not self.conditional:
+            return noise, None
+        columns = tf.shape(noise)[0]
+        labels = tf.repeat(tf.range(NUM_CLASSES), columns)  # 0,0,..,1,1,..
+        return tf.tile(noise, [NUM_CLASSES, 1]), labels
+
+    def preview_columns(self, examples: int) -> int | None:
+        """Columns of the preview grid: one per noise vector for conditional families
+        (rows are classes); None (a square grid) otherwise."""
+        return examples if self.conditional else None
+
+    def generate(self, noise, labels=None, training: bool = False):
+        """Images (batch, 28, 28, 1) in `pixel_range` from noise (batch, noise_dim)."""
+        noise = tf.convert_to_tensor(noise, tf.float32)
+        if not self.conditional:
+            return self.generator(noise, training=training)
+        return self.generator([noise, self._one_hot(labels)], training=training)
+
+    def discriminate(self, images, labels=None, training: bool = False):
+        """Logits (batch, 1) for images (batch, 28, 28, 1) in `pixel_range`; > 0 = real."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        if not self.conditional:
+            return self.discriminator(images, training=training)
+        return self.discriminator([images, self._one_hot(labels)], training=training)
+
+    def to_uint8(self, images) -> np.ndarray:
+        """Generated images -> uint8 (batch, 28, 28), 0 = black, like MNIST."""
+        return to_uint8(images, self.pixel_range)[..., 0]
+
+    def from_uint8(self, images_uint8):
+        """uint8 images (batch, 28, 28) -> float32 (batch, 28, 28, 1) in `pixel_range`."""
+        return to_model_range(np.asarray(images_uint8)[..., np.newaxis], self.pixel_range)
+
+    def _one_hot(self, labels):
+        if labels is None:
+            raise ValueError(f"the {self.family.name} model needs class labels")
+        labels = tf.convert_to_tensor(labels)
+        if labels.shape.rank == 2:  # already (batch, 10): one-hot or a mixture
+            return tf.cast(labels, tf.float32)
+        return tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES)
+
+
+def family_models(config, generator, discriminator) -> GanModels:
+    """Wrap a family's two networks for ``config``."""
+    return GanModels(generator, discriminator, FAMILIES[config.model], config.noise_dim)

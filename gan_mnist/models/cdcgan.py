@@ -1,0 +1,58 @@
+"""A class-conditional DCGAN: ask the generator for a digit.
+
+The generator is the tutorial's, fed with the noise joined to a learned vector for
+the class. The discriminator is the tutorial's convolutions with a *projection*
+head (Miyato & Koyama 2018, arXiv 1802.05637): its logit is an unconditional
+score plus the dot product of the image's features with a learned vector for the
+class, so it can only call an image real if it looks like the class it was asked for.
+
+Labels enter both networks as one-hot vectors (batch, 10). A bias-free `Dense` on a
+one-hot vector is exactly an embedding lookup, and it also accepts mixtures of
+classes, which is how `gan-mnist interpolate` walks from one class to another.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from gan_mnist.models.base import NUM_CLASSES, GanModels, family_models
+from gan_mnist.models.dcgan import IMAGE_SHAPE, feature_layers, generator_layers
+
+LABEL_DIM = 50  # length of the generator's class vector
+
+
+def build_generator(noise_dim: int = 100, base_filters: int = 64) -> keras.Model:
+    """Noise (batch, noise_dim) and one-hot classes (batch, 10) -> images in [-1, 1]."""
+    noise = keras.Input(shape=(noise_dim,), name="noise")
+    label = keras.Input(shape=(NUM_CLASSES,), name="label")
+    class_vector = layers.Dense(LABEL_DIM, use_bias=False, name="label_embedding")(label)
+    x = layers.Concatenate()([noise, class_vector])  # (batch, noise_dim + 50)
+    for layer in generator_layers(base_filters):
+        x = layer(x)  # ... (batch, 28, 28, 1), as in the DCGAN generator
+    return keras.Model([noise, label], x, name="generator")
+
+
+def build_discriminator(base_filters: int = 64, dropout: float = 0.3) -> keras.Model:
+    """Images (batch, 28, 28, 1) in [-1, 1] and one-hot classes -> logits (batch, 1)."""
+    image = keras.Input(shape=IMAGE_SHAPE, name="image")
+    label = keras.Input(shape=(NUM_CLASSES,), name="label")
+    features = image
+    for layer in feature_layers(base_filters, dropout):
+        features = layer(features)  # (batch, 7 * 7 * 2f)
+    unconditional = layers.Dense(1, name="realness")(features)  # (batch, 1)
+    class_vector = layers.Dense(features.shape[-1], use_bias=False, name="label_projection")(
+        label
+    )  # (batch, 7 * 7 * 2f)
+    projection = layers.Dot(axes=1)([class_vector, features])  # (batch, 1)
+    logits = layers.Add()([unconditional, projection])
+    return keras.Model([image, label], logits, name="discriminator")
+
+
+def build(config) -> GanModels:
+    """The `cdcgan` family for a `TrainConfig`."""
+    return family_models(
+        config,
+        build_generator(config.noise_dim, config.base_filters),
+        build_discriminator(config.base_filters, config.dropout),
+    )
