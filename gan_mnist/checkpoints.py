@@ -71,6 +71,15 @@ class TrainingState:
             loss_sums=self.loss_sums,
             rng=self.rng,
             fixed_noise=self.fixed_noise,
+            # Dropout draws its masks from Keras seed generators, which the networks'
+            # own checkpoint entries leave out: saved here, a resumed run draws the
+            # masks it would have drawn, and matches an uninterrupted one bit for bit.
+            dropout_seeds=[
+                variable.value
+                for network in (self.models.generator, self.models.discriminator)
+                for variable in network.non_trainable_variables
+                if variable.path.endswith("seed_generator_state")
+            ],
         )
         self.manager = self._manager()
 
@@ -122,13 +131,17 @@ class TrainingState:
         Raises:
             TrainingDiverged: a weight is NaN or infinite; nothing is written.
         """
-        variables = self.models.generator.weights + self.models.discriminator.weights
-        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables):
-            raise TrainingDiverged(
-                "a network weight became NaN or infinite; the broken state was not saved. "
-                "Lower the learning rates (--gen-lr, --disc-lr) and run again to resume "
-                "from the last good checkpoint."
-            )
+        for network in (self.models.generator, self.models.discriminator):
+            if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in network.weights):
+                epoch, step = int(self.epoch.numpy()), int(self.step_in_epoch.numpy())
+                where = f"epoch {epoch}" + (f" and {step} steps of the next" if step else "")
+                raise TrainingDiverged(
+                    f"training diverged: a weight of the {network.name} became NaN or "
+                    f"infinite by the end of {where}; the broken state was not saved. Likely "
+                    f"cause: learning rates too high (--gen-lr {self.config.gen_lr:g}, "
+                    f"--disc-lr {self.config.disc_lr:g}). Lower them and run the same "
+                    "command to resume from the last good checkpoint."
+                )
         # The callback runs once the checkpoint's files are written, before the index
         # names it "latest": the fault tests kill the process right there.
         options = tf.train.CheckpointOptions(

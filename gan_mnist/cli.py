@@ -249,7 +249,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
     from gan_mnist.training import train
 
-    return train(config, args.out, quiet=args.quiet, max_minutes=args.max_minutes).exit_status
+    try:
+        return train(config, args.out, quiet=args.quiet, max_minutes=args.max_minutes).exit_status
+    except OSError as error:  # a full disk, a folder made read-only mid-run
+        raise UserError(
+            f"cannot write {error.filename or args.out}: {error.strerror or error}. Free "
+            "some space (or fix the folder's permissions), then run the same command to "
+            "resume from the last checkpoint; the files written before are whole."
+        ) from None
 
 
 GRID_MAX = 100  # images in a --grid PNG: a readable picture whatever --n is

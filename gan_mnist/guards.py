@@ -14,7 +14,7 @@ from pathlib import Path
 from gan_mnist.errors import UserError
 
 LOCK_NAME = ".gan-mnist.lock"
-FAULT_ENV = "GAN_MNIST_FAULT"  # tests: "POINT" or "POINT@N" SIGKILLs the run there
+FAULT_ENV = "GAN_MNIST_FAULT"  # tests: "POINT[@N][:SIGNAL]" kills or signals the run there
 
 
 @contextlib.contextmanager
@@ -108,18 +108,20 @@ class TrainingDiverged(UserError):
 
 
 def fault_point(name: str) -> None:
-    """For the fault-injection tests: SIGKILL this process at the named point when
-    ``$GAN_MNIST_FAULT`` is ``name`` (or ``name@N``: the N-th time it is reached)."""
+    """For the fault-injection tests: at the named point, when ``$GAN_MNIST_FAULT`` is
+    ``name``, ``name@N`` (the N-th time it is reached) or ``name@N:SIGNAL``, send
+    this process SIGKILL (or SIGNAL, e.g. SIGINT, through its real handler)."""
     wanted = os.environ.get(FAULT_ENV)
     if not wanted:
         return
-    point, _, count = wanted.partition("@")
+    where, _, signal_name = wanted.partition(":")
+    point, _, count = where.partition("@")
     if point != name:
         return
     _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
-    if _FAULT_COUNTS[name] >= int(count or 1):
+    if _FAULT_COUNTS[name] == int(count or 1):
         sys.stdout.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, signal_name or "SIGKILL"))
 
 
 _FAULT_COUNTS: dict[str, int] = {}

@@ -171,7 +171,7 @@ def _train_locked(config, out_dir, data, quiet, on_epoch_end, max_minutes) -> Ru
 def stopped_message(summary: RunSummary, state: TrainingState, max_minutes) -> str:
     """What to tell a user whose run stopped before ``config.epochs``."""
     why = {
-        "time": f"stopped after {max_minutes:g} minutes (--max-minutes)",
+        "time": f"stopped after {max_minutes or 0:g} minutes (--max-minutes)",
         "SIGINT": "interrupted (Ctrl-C)",
         "SIGTERM": "stopped by SIGTERM",
     }[summary.stopped_by]

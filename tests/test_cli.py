@@ -194,3 +194,18 @@ def test_digit_on_an_unconditional_run_is_refused(tmp_path, tiny_npz):
     walk = run_cli("interpolate", out, "--walk", "classes", "--out", tmp_path / "w.gif")
     assert walk.returncode == 2 and "needs a conditional run" in walk.stderr
     assert not (tmp_path / "s.npz").exists() and not (tmp_path / "w.gif").exists()
+
+
+def test_a_damaged_generator_keras_is_a_clear_error(tmp_path):
+    (tmp_path / "generator.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    result = run_cli("sample", tmp_path, "--out", tmp_path / "s.npz")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "generator.keras cannot be loaded" in result.stderr and "damaged" in result.stderr
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_an_output_file_where_a_folder_is_needed_is_refused(tmp_path, tiny_npz):
+    (tmp_path / "taken").write_text("a file")
+    result = run_cli(*smoke_train_args(tiny_npz, tmp_path / "taken", epochs=1))
+    assert result.returncode == 2 and "cannot write to the output folder" in result.stderr
+    assert (tmp_path / "taken").read_text() == "a file"

@@ -10,9 +10,9 @@ from gan_mnist.models import FAMILIES, build_models, cdcgan, dcgan, mlp
 # (generator, discriminator) parameters at base_filters 64, noise_dim 100.
 PARAMETERS = {
     "dcgan": (2_330_944, 212_865),  # the TensorFlow tutorial's, exactly
-    # dcgan + the 50-d class vector (500) and its 50 extra inputs to the Dense
-    # (50 * 12,544 = 627,200); D + the realness Dense's bias-free twin for classes (62,720).
-    "cdcgan": (2_958_644, 275_585),
+    # dcgan + the one-hot's 10 extra inputs to the first Dense (10 * 12,544 = 125,440);
+    # D + the class projection, a bias-free Dense 10 -> 6,272 (62,720).
+    "cdcgan": (2_456_384, 275_585),
     "mlp": (1_493_520, 533_505),  # 100-256-512-1024-784 with BatchNorm; 784-512-256-1
 }
 MODULES = {"dcgan": dcgan, "cdcgan": cdcgan, "mlp": mlp}

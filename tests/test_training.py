@@ -261,3 +261,26 @@ def test_same_seed_gives_identical_images_and_losses(tmp_path, tiny):
         assert a == b
     losses = [[(r["d_loss"], r["g_loss"]) for r in history_rows(tmp_path / d)] for d in "ab"]
     assert losses[0] == losses[1]
+
+
+def test_a_run_interrupted_and_resumed_matches_one_that_was_not(tmp_path, tiny, monkeypatch):
+    from gan_mnist import guards
+
+    train(smoke(epochs=2), tmp_path / "straight", data=tiny, quiet=True)
+    # Ctrl-C, through the real signal handler, during step 11 (epoch 2 of 8-step epochs).
+    monkeypatch.setattr(guards, "_FAULT_COUNTS", {})
+    monkeypatch.setenv("GAN_MNIST_FAULT", "step@11:SIGINT")
+    stopped = train(smoke(epochs=2), tmp_path / "resumed", data=tiny, quiet=True)
+    assert (stopped.stopped_by, stopped.exit_status, stopped.last_epoch) == ("SIGINT", 130, 1)
+    monkeypatch.delenv("GAN_MNIST_FAULT")
+    train(smoke(epochs=2), tmp_path / "resumed", data=tiny, quiet=True)
+
+    straight, resumed = (history_rows(tmp_path / d) for d in ("straight", "resumed"))
+    for a, b in zip(straight, resumed, strict=True):
+        # Bit for bit: the epoch's order, the noise generator, the dropout streams and
+        # the partial epoch's loss sums all come back from the checkpoint.
+        assert (a["d_loss"], a["g_loss"]) == (b["d_loss"], b["g_loss"])
+    final = [
+        artifacts.epoch_image_path(tmp_path / d, 2).read_bytes() for d in ("straight", "resumed")
+    ]
+    assert final[0] == final[1]

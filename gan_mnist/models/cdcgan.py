@@ -1,14 +1,18 @@
 """A class-conditional DCGAN: ask the generator for a digit.
 
-The generator is the tutorial's, fed with the noise joined to a learned vector for
-the class. The discriminator is the tutorial's convolutions with a *projection*
+The generator is the tutorial's, fed with the noise joined to the one-hot class.
+The discriminator is the tutorial's convolutions with a *projection*
 head (Miyato & Koyama 2018, arXiv 1802.05637): its logit is an unconditional
 score plus the dot product of the image's features with a learned vector for the
 class, so it can only call an image real if it looks like the class it was asked for.
 
-Labels enter both networks as one-hot vectors (batch, 10). A bias-free `Dense` on a
-one-hot vector is exactly an embedding lookup, and it also accepts mixtures of
-classes, which is how `gan-mnist interpolate` walks from one class to another.
+Labels enter both networks as one-hot vectors (batch, 10), which also accept
+mixtures of classes: that is how `gan-mnist interpolate` walks from one class to
+another. In D a bias-free `Dense` on the one-hot vector is exactly an embedding
+lookup. In G the one-hot vector joins the noise as it is: a learned 50-d class
+vector there (tried first) grew until it drowned the noise, and every column of the
+preview drew the same digit (demo preset, 4 epochs: recall 0.000 and Fréchet
+distance 168.6, against 0.493 and 17.0 with the plain one-hot).
 """
 
 from __future__ import annotations
@@ -19,15 +23,12 @@ from keras import layers
 from gan_mnist.models.base import NUM_CLASSES, GanModels, family_models
 from gan_mnist.models.dcgan import IMAGE_SHAPE, feature_layers, generator_layers
 
-LABEL_DIM = 50  # length of the generator's class vector
-
 
 def build_generator(noise_dim: int = 100, base_filters: int = 64) -> keras.Model:
     """Noise (batch, noise_dim) and one-hot classes (batch, 10) -> images in [-1, 1]."""
     noise = keras.Input(shape=(noise_dim,), name="noise")
     label = keras.Input(shape=(NUM_CLASSES,), name="label")
-    class_vector = layers.Dense(LABEL_DIM, use_bias=False, name="label_embedding")(label)
-    x = layers.Concatenate()([noise, class_vector])  # (batch, noise_dim + 50)
+    x = layers.Concatenate()([noise, label])  # (batch, noise_dim + 10)
     for layer in generator_layers(base_filters):
         x = layer(x)  # ... (batch, 28, 28, 1), as in the DCGAN generator
     return keras.Model([noise, label], x, name="generator")
