@@ -10,7 +10,7 @@ import sys
 import typing
 from pathlib import Path
 
-from gan_mnist.config import PRESETS, TrainConfig, make_config
+from gan_mnist.config import FAMILY_DEFAULTS, FAMILY_PRESETS, PRESETS, TrainConfig, make_config
 from gan_mnist.data import DATASETS
 from gan_mnist.errors import UserError, check_run_dir
 
@@ -111,9 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    presets = "\n".join(
-        f"  {name:9}" + (", ".join(f"{k}={v}" for k, v in values.items()) or "(defaults)")
-        for name, values in PRESETS.items()
+    def settings(values: dict) -> str:
+        return ", ".join(f"{k}={v}" for k, v in values.items()) or "(defaults)"
+
+    presets = "\n".join(f"  {name:9}{settings(values)}" for name, values in PRESETS.items())
+    tweaks = [(f"--model {m}", settings(v)) for m, v in FAMILY_DEFAULTS.items()]
+    tweaks += [(f"{p} --model {m}", settings(v)) for (p, m), v in FAMILY_PRESETS.items()]
+    presets += "\n  model families change them as follows:\n" + "\n".join(
+        f"    {where}: {values}" for where, values in tweaks
     )
     train = commands.add_parser(
         "train",

@@ -176,7 +176,19 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     # A 10 x 10 preview: one row per class, one column per fixed noise vector.
     "cdcgan": dict(num_examples=10),
 }
-FAMILY_PRESETS: dict[tuple[str, str], dict[str, Any]] = {}
+FAMILY_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
+    # The conditional demo with D's learning rate raised to G's: every digit drawn as
+    # asked (the classifier agrees for 96.8-99.8% of each digit's samples, against a
+    # minimum of 94.8% with D at 2e-4), Fréchet distance 5.9; same 12 epochs.
+    ("demo", "cdcgan"): dict(disc_lr=4e-4),
+    # The dense GAN is cheap per image (~3,000-5,000 img/s here), so it sees all 60,000
+    # images 15 times in about 5 minutes, at the classic Keras notebooks' width and
+    # Adam(2e-4, beta_1 0.5). With the convolutional demo's settings (half width,
+    # D at half G's rate) D won at once (d_loss 0.12, g_loss 4.0) and drew speckles.
+    ("demo", "mlp"): dict(
+        base_filters=64, batch_size=64, gen_lr=2e-4, disc_lr=2e-4, limit=None, epochs=15
+    ),
+}
 
 
 def preset_values(preset: str, model: str) -> dict[str, Any]:

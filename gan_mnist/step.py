@@ -51,10 +51,17 @@ def make_train_step(
         # generator's update without any trainable=False switching.
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             generated_images = models.generate(noise, fake_labels, training=True)
-            real_logits = models.discriminate(images, labels, training=True)
-            fake_logits = models.discriminate(generated_images, fake_labels, training=True)
-            g_loss = average(loss.generator(fake_logits))
-            d_loss = average(loss.discriminator(real_logits, fake_logits))
+            real_logits, real_classes = models.judge(images, labels, training=True)
+            fake_logits, fake_classes = models.judge(generated_images, fake_labels, training=True)
+            # A family with a class head (cdcgan) adds a classification loss: D learns
+            # the classes from real images only, G must draw the class it was asked for.
+            g_loss = average(
+                loss.generator(fake_logits) + models.class_loss(fake_classes, fake_labels)
+            )
+            d_loss = average(
+                loss.discriminator(real_logits, fake_logits)
+                + models.class_loss(real_classes, labels)
+            )
 
         generator = models.generator
         discriminator = models.discriminator

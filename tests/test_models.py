@@ -11,8 +11,9 @@ from gan_mnist.models import FAMILIES, build_models, cdcgan, dcgan, mlp
 PARAMETERS = {
     "dcgan": (2_330_944, 212_865),  # the TensorFlow tutorial's, exactly
     # dcgan + the one-hot's 10 extra inputs to the first Dense (10 * 12,544 = 125,440);
-    # D + the class projection, a bias-free Dense 10 -> 6,272 (62,720).
-    "cdcgan": (2_456_384, 275_585),
+    # D + the class projection, a bias-free Dense 10 -> 6,272 (62,720), and the class
+    # head, a Dense 6,272 -> 10 (62,730).
+    "cdcgan": (2_456_384, 338_315),
     "mlp": (1_493_520, 533_505),  # 100-256-512-1024-784 with BatchNorm; 784-512-256-1
 }
 MODULES = {"dcgan": dcgan, "cdcgan": cdcgan, "mlp": mlp}

@@ -32,6 +32,9 @@ class GanModels:
     discriminator: keras.Model | None
     family: Family
     noise_dim: int
+    # Weight of an auxiliary classification loss, for families whose discriminator
+    # also predicts the class (a second output, AC-GAN style); 0 = none.
+    class_loss_weight: float = 0.0
 
     @property
     def conditional(self) -> bool:
@@ -83,10 +86,25 @@ class GanModels:
 
     def discriminate(self, images, labels=None, training: bool = False):
         """Logits (batch, 1) for images (batch, 28, 28, 1) in `pixel_range`; > 0 = real."""
+        return self.judge(images, labels, training)[0]
+
+    def judge(self, images, labels=None, training: bool = False):
+        """The discriminator's logits (batch, 1) and, if it has a class head, its class
+        logits (batch, 10) (else None)."""
         images = tf.convert_to_tensor(images, tf.float32)
-        if not self.conditional:
-            return self.discriminator(images, training=training)
-        return self.discriminator([images, self._one_hot(labels)], training=training)
+        inputs = [images, self._one_hot(labels)] if self.conditional else images
+        outputs = self.discriminator(inputs, training=training)
+        if isinstance(outputs, list | tuple):
+            return outputs[0], outputs[1]
+        return outputs, None
+
+    def class_loss(self, class_logits, labels):
+        """Per-example (batch,) weighted cross-entropy of the class head (0 without one)."""
+        if class_logits is None or not self.class_loss_weight:
+            return 0.0
+        return self.class_loss_weight * keras.losses.sparse_categorical_crossentropy(
+            labels, class_logits, from_logits=True
+        )
 
     def to_uint8(self, images) -> np.ndarray:
         """Generated images -> uint8 (batch, 28, 28), 0 = black, like MNIST."""
@@ -105,6 +123,8 @@ class GanModels:
         return tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES)
 
 
-def family_models(config, generator, discriminator) -> GanModels:
+def family_models(config, generator, discriminator, class_loss_weight=0.0) -> GanModels:
     """Wrap a family's two networks for ``config``."""
-    return GanModels(generator, discriminator, FAMILIES[config.model], config.noise_dim)
+    return GanModels(
+        generator, discriminator, FAMILIES[config.model], config.noise_dim, class_loss_weight
+    )
