@@ -110,6 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show Python's traceback when a command fails"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_command(commands)
+    _add_sample_command(commands)
+    _add_interpolate_command(commands)
+    _add_evaluate_command(commands)
+    _add_train_evaluator_command(commands)
+    return parser
+
+
+def _add_train_command(commands) -> None:
+    """`gan-mnist train`: one flag per `TrainConfig` field, and the presets in its help."""
 
     def settings(values: dict) -> str:
         return ", ".join(f"{k}={v}" for k, v in values.items()) or "(defaults)"
@@ -151,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_flags(train)
 
+
+def _add_sample_command(commands) -> None:
+    """`gan-mnist sample`: new images, a chosen class for conditional runs."""
     sample = commands.add_parser(
         "sample",
         help="draw new images from a trained run (a chosen digit with conditional models)",
@@ -175,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. Sneaker for Fashion-MNIST); default: all classes, uniformly",
     )
 
+
+def _add_interpolate_command(commands) -> None:
+    """`gan-mnist interpolate`: a GIF of a walk through latent space."""
     interpolate = commands.add_parser(
         "interpolate",
         help="a GIF walking smoothly through a trained generator's latent space",
@@ -201,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     interpolate.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
 
+
+def _add_evaluate_command(commands) -> None:
+    """`gan-mnist evaluate`: the quality table of a run."""
     evaluate = commands.add_parser(
         "evaluate",
         help="measure a run's digits with an MNIST classifier",
@@ -224,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", metavar="PATH", help="data file (see train --help)")
     evaluate.add_argument("--json", action="store_true", help="print only the JSON")
 
+
+def _add_train_evaluator_command(commands) -> None:
+    """`gan-mnist train-evaluator`: retrain a data set's classifier."""
     train_evaluator = commands.add_parser(
         "train-evaluator",
         help="retrain a data set's classifier that `evaluate` uses",
@@ -244,7 +266,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train_evaluator.add_argument("--seed", type=int, default=0, help="default: 0")
     train_evaluator.add_argument("--data", metavar="PATH", help="data file (see train --help)")
-    return parser
 
 
 def cmd_train(args: argparse.Namespace) -> None:

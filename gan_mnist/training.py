@@ -125,47 +125,54 @@ def _train_locked(config, out_dir, data, quiet, on_epoch_end, max_minutes) -> Ru
         write_start_artifacts(state, images, out_dir)
     _remove_epoch_images_after(out_dir, done)  # left by a run killed before its checkpoint
 
-    run_step = compile_step(state)
-    recorder = EpochRecorder(state, out_dir, history, data)
-    clock = CheckpointClock(config.checkpoint_minutes, max_minutes)
-    steps = len(images) // config.batch_size
     with StopRequest() as stop:
-        for epoch in range(done + 1, config.epochs + 1):
-            if not quiet:
-                print(f"Epoch {epoch}/{config.epochs}")
-            dataset = make_dataset(
-                images,
-                labels,
-                config.batch_size,
-                seed=config.seed,
-                pixel_range=state.models.pixel_range,
-                epoch=epoch,
-                skip_batches=skip,
-            )
-            row = run_epoch(run_step, state, dataset, epoch, steps, skip, quiet, stop, clock)
-            summary.images_trained += row.pop("steps_run") * config.batch_size
-            skip = 0
-            if row["steps"] < steps:  # stopped mid-epoch: keep the partial epoch
-                summary.stopped_by = clock.reason(stop)
-                state.save()
-                break
-            row, image_path = recorder.record(epoch, row)
-            fault_point("after-epoch-image")  # the image is written, the checkpoint not yet
-            clock.checkpoint_epoch(state, epoch, last=epoch == config.epochs or clock.due(stop))
-            recorder.snapshot(epoch)
-            print(epoch_line(row, config.epochs, image_path.relative_to(out_dir)))
-            summary.last_epoch = epoch
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, {**row, "image_path": image_path})
-            if clock.due(stop):
-                summary.stopped_by = clock.reason(stop)
-                break
-
+        run_epochs(state, summary, images, labels, data, stop, quiet, on_epoch_end, max_minutes)
     write_run_artifacts(state, out_dir, history)
     if summary.stopped_by:
         summary.exit_status = stop.exit_status if stop.requested else 0
         print(stopped_message(summary, state, max_minutes))
     return summary
+
+
+def run_epochs(state, summary, images, labels, data, stop, quiet, on_epoch_end, max_minutes):
+    """Train epoch after epoch until ``config.epochs``, a stop request or the time
+    budget, recording each epoch and checkpointing as the clock says."""
+    config, out_dir, history = state.config, summary.out_dir, summary.history
+    done, skip = summary.last_epoch, int(state.step_in_epoch.numpy())
+    run_step = compile_step(state)
+    recorder = EpochRecorder(state, out_dir, history, data)
+    clock = CheckpointClock(config.checkpoint_minutes, max_minutes)
+    steps = len(images) // config.batch_size
+    for epoch in range(done + 1, config.epochs + 1):
+        if not quiet:
+            print(f"Epoch {epoch}/{config.epochs}")
+        dataset = make_dataset(
+            images,
+            labels,
+            config.batch_size,
+            seed=config.seed,
+            pixel_range=state.models.pixel_range,
+            epoch=epoch,
+            skip_batches=skip,
+        )
+        row = run_epoch(run_step, state, dataset, epoch, steps, skip, quiet, stop, clock)
+        summary.images_trained += row.pop("steps_run") * config.batch_size
+        skip = 0
+        if row["steps"] < steps:  # stopped mid-epoch: keep the partial epoch
+            summary.stopped_by = clock.reason(stop)
+            state.save()
+            break
+        row, image_path = recorder.record(epoch, row)
+        fault_point("after-epoch-image")  # the image is written, the checkpoint not yet
+        clock.checkpoint_epoch(state, epoch, last=epoch == config.epochs or clock.due(stop))
+        recorder.snapshot(epoch)
+        print(epoch_line(row, config.epochs, image_path.relative_to(out_dir)))
+        summary.last_epoch = epoch
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, {**row, "image_path": image_path})
+        if clock.due(stop):
+            summary.stopped_by = clock.reason(stop)
+            break
 
 
 def stopped_message(summary: RunSummary, state: TrainingState, max_minutes) -> str:

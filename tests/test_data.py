@@ -130,17 +130,17 @@ def _write_idx(path, array, gz):
     path.write_bytes(gzip.compress(raw) if gz else raw)
 
 
+def _write_idx_folder(folder, train, test, gz):
+    """The four IDX files of (images, labels) pairs ``train`` and ``test`` in ``folder``."""
+    for name, array in zip(data.IDX_FILES.values(), (*train, *test), strict=True):
+        _write_idx(folder / (name + (".gz" if gz else "")), array, gz)
+
+
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_folder_is_read(tmp_path, gz):
     x_train, y_train = fake_digits(20, 1)
     x_test, y_test = fake_digits(5, 2)
-    for name, array in (
-        ("train-images-idx3-ubyte", x_train),
-        ("train-labels-idx1-ubyte", y_train),
-        ("t10k-images-idx3-ubyte", x_test),
-        ("t10k-labels-idx1-ubyte", y_test),
-    ):
-        _write_idx(tmp_path / (name + (".gz" if gz else "")), array, gz)
+    _write_idx_folder(tmp_path, (x_train, y_train), (x_test, y_test), gz)
     mnist = load_mnist(tmp_path)
     np.testing.assert_array_equal(mnist.x_train, x_train)
     np.testing.assert_array_equal(mnist.y_test, y_test)
@@ -203,14 +203,8 @@ def test_empty_npz_is_refused(tmp_path):
 
 
 def test_truncated_gzip_idx_file_is_a_clear_error(tmp_path):
-    x_train, y_train = fake_digits(20, 1)
-    for name, array in (
-        ("train-images-idx3-ubyte", x_train),
-        ("train-labels-idx1-ubyte", y_train),
-        ("t10k-images-idx3-ubyte", x_train),
-        ("t10k-labels-idx1-ubyte", y_train),
-    ):
-        _write_idx(tmp_path / (name + ".gz"), array, gz=True)
+    digits = fake_digits(20, 1)
+    _write_idx_folder(tmp_path, digits, digits, gz=True)
     damaged = tmp_path / "train-images-idx3-ubyte.gz"
     damaged.write_bytes(damaged.read_bytes()[:200])
     with pytest.raises(UserError, match="damaged or cut short"):
