@@ -235,7 +235,12 @@ def format_table(result: dict) -> str:
     lines.append(f"{'class histogram (0..9), generated':62} {result['generated']['histogram']}")
     if "class_accuracy" in result:
         accuracy = result["class_accuracy"]
-        shares = " ".join(f"{c}:{share:.3f}" for c, share in enumerate(accuracy["per_class"]))
+        from gan_mnist.data import DATASETS
+
+        names = DATASETS[result.get("dataset", "mnist")].class_names
+        shares = " ".join(
+            f"{name}:{share:.3f}" for name, share in zip(names, accuracy["per_class"], strict=True)
+        )
         lines += [
             "",
             f"samples asked for class c that the classifier labels c "

@@ -186,3 +186,14 @@ def test_a_full_disk_leaves_the_previous_files_whole(tmp_path, tiny_npz):
     assert "cannot write" in result.stderr and "unchanged" in result.stderr
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before  # nothing half-written, nothing lost
+
+
+def test_a_second_ctrl_c_quits_at_once():
+    from gan_mnist.guards import StopRequest
+
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)  # the first asks for a clean stop ...
+        assert stop.requested and stop.exit_status == 130
+        with pytest.raises(KeyboardInterrupt):  # ... the second acts as Ctrl-C always does
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
