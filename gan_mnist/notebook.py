@@ -19,7 +19,48 @@ def show_source(obj) -> object:
 
 
 def in_colab() -> bool:
-    return "google.colab" in sys.modules
+    """True in Google Colab (its `google.colab` module is importable)."""
+    import importlib.util
+
+    return "google.colab" in sys.modules or importlib.util.find_spec("google.colab") is not None
+
+
+def has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def default_preset() -> str:
+    """`tutorial` (the classic settings, ~1 h) with a GPU, `demo` (minutes) without."""
+    return "tutorial" if has_gpu() else "demo"
+
+
+def run_folder(config, root: str | Path = "runs") -> Path:
+    """An output folder named from the settings that define a run, so that changing a
+    setting trains a new run instead of resuming (or refusing) the old one."""
+    name = (
+        f"{config.model}-{config.dataset}-f{config.base_filters}-b{config.batch_size}"
+        f"-lr{config.gen_lr:g}-{config.disc_lr:g}-{config.loss}-seed{config.seed}"
+    )
+    return Path(root) / name
+
+
+def show_gif(path: str | Path, width: int = 280) -> object:
+    """An animated GIF embedded in the notebook (it plays in Jupyter and Colab alike)."""
+    import base64
+
+    from IPython.display import HTML
+
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return HTML(f'<img src="data:image/gif;base64,{data}" width="{width}"/>')
+
+
+def show_image(path: str | Path, width: int | None = None) -> object:
+    """A PNG at a readable width (the montage of many epochs is thousands of pixels)."""
+    from IPython.display import Image
+
+    return Image(filename=str(path), width=width)
 
 
 def describe_devices() -> str:

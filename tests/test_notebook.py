@@ -111,3 +111,10 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, rea
     ):
         assert (out_dir / name).exists(), name
     assert not (out_dir / "DCGAN_Images/image_at_epoch_0003.png").exists()
+    # "Ask for a digit": the conditional model trained, sampled and walked.
+    for name in ("DCGAN_Images/image_at_epoch_0002.png", "chosen_digit.png", "walk.gif"):
+        assert (out_dir / "conditional" / name).exists(), name
+    # The step by hand starts near D's and G's "undecided" losses, 2 ln 2 and ln 2.
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    by_hand = printed.split("d_loss ", 1)[1].split()
+    assert abs(float(by_hand[0]) - 1.386) < 0.15, by_hand
