@@ -263,8 +263,9 @@ def check_resumable(config: TrainConfig, out_dir: Path) -> TrainConfig | None:
     if differences:
         raise UserError(
             f"{out_dir} holds a checkpoint of a different run ({'; '.join(differences)}). "
-            "Its weights cannot continue with these settings. Use another --out folder "
-            "for a new run, or drop the changed flags to resume it."
+            "Its weights cannot continue with these settings or networks. Train into "
+            "another folder for a new run (--out; in the notebook, OUTPUT_DIR = None names "
+            "one after the settings), or go back to the run's settings to resume it."
         )
     return previous
 
@@ -281,7 +282,8 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
     check_run_dir(run_dir)
     config = saved_config(run_dir)
     damaged = []
-    if config is not None and has_checkpoint(run_dir):
+    # Networks built outside the package can only come back from generator.keras.
+    if config is not None and config.architecture is None and has_checkpoint(run_dir):
         latest, damaged = newest_intact_checkpoint(run_dir)
         if latest is not None:
             models = build_models(config)

@@ -80,6 +80,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         "data": "PATH",
     }
     for field in dataclasses.fields(TrainConfig):
+        if not field.metadata["flag"]:
+            continue
         kind = next(
             t
             for t in typing.get_args(hints[field.name]) or (hints[field.name],)
@@ -269,7 +271,9 @@ def _add_train_evaluator_command(commands) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    overrides = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]
+    }
     config = make_config(args.preset, **overrides)  # bad values fail before TF loads
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")

@@ -19,9 +19,15 @@ from gan_mnist.losses import LOSSES
 from gan_mnist.models import FAMILIES
 
 
-def _setting(default: Any, help: str, *, fixed: bool = False, choices=None) -> Any:
-    """A field with its CLI help; ``fixed`` fields cannot change when a run resumes."""
-    return field(default=default, metadata={"help": help, "fixed": fixed, "choices": choices})
+def _setting(
+    default: Any, help: str, *, fixed: bool = False, choices=None, flag: bool = True
+) -> Any:
+    """A field with its CLI help; ``fixed`` fields cannot change when a run resumes;
+    ``flag=False`` fields are set by the code, not on the command line."""
+    return field(
+        default=default,
+        metadata={"help": help, "fixed": fixed, "choices": choices, "flag": flag},
+    )
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,12 @@ class TrainConfig:
     )
     eval_samples: int = _setting(2000, "generated digits per evaluation during training")
     seed: int | None = _setting(None, "random seed; a run without one picks, prints and saves one")
+    architecture: str | None = _setting(
+        None,
+        "fingerprint of networks built outside the package and passed to train(models=...)",
+        fixed=True,
+        flag=False,
+    )
     data: str | None = _setting(
         None,
         "data file to use instead of the download: a Keras-format .npz (x_train, y_train, "

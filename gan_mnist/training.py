@@ -34,6 +34,7 @@ from gan_mnist.guards import (
     run_lock,
 )
 from gan_mnist.losses import LOSSES
+from gan_mnist.models.base import GanModels, fingerprint
 from gan_mnist.step import make_train_step
 
 HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "seconds", "images_per_sec"]
@@ -67,6 +68,7 @@ def train(
     out_dir: str | Path = ".",
     *,
     data: ImageData | None = None,
+    models: GanModels | None = None,
     quiet: bool = False,
     on_epoch_end: EpochCallback | None = None,
     max_minutes: float | None = None,
@@ -81,6 +83,9 @@ def train(
         out_dir: created if missing; holds checkpoints, images and logs. One `train`
             at a time may write to it (a lock refuses a second).
         data: arrays to train on; by default `load_dataset(config.dataset, config.data)`.
+        models: networks built outside the package (a `GanModels` of the config's
+            family); by default the family's own. Their fingerprint is saved with the
+            run, so resuming it with other networks is refused.
         quiet: no progress bar, only one line per epoch (for log files).
         on_epoch_end: called after each epoch's artifacts are written.
         max_minutes: stop training after this many minutes, checkpointed mid-epoch;
@@ -94,17 +99,20 @@ def train(
         TrainingDiverged: a loss became NaN/Inf; the last good checkpoint is kept.
     """
     out_dir = prepare_out_dir(out_dir)
+    if models is not None:
+        config = replace(config, architecture=fingerprint(models))
     with run_lock(out_dir):
         remove_stale_temporaries(out_dir)  # left by a writer that was killed
-        return _train_locked(config, out_dir, data, quiet, on_epoch_end, max_minutes)
+        return _train_locked(config, out_dir, data, models, quiet, on_epoch_end, max_minutes)
 
 
-def _train_locked(config, out_dir, data, quiet, on_epoch_end, max_minutes) -> RunSummary:
+def _train_locked(config, out_dir, data, models, quiet, on_epoch_end, max_minutes):
+    """`train` once it holds the folder's lock."""
     config = with_seed(config, check_resumable(config, out_dir))
     data = data or load_dataset(config.dataset, config.data)
     images, labels = training_images(config, data)
 
-    state = TrainingState(config, out_dir)
+    state = TrainingState(config, out_dir, models)
     done, skip = state.restore()
     if done or skip:
         where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")

@@ -65,24 +65,28 @@ def test_notebook_defines_nothing_the_package_exports():
     assert not defined & exports, f"the notebook redefines {sorted(defined & exports)}"
 
 
-def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, real_data_cache):
-    papermill = pytest.importorskip("papermill")
-    # The real MNIST, fetched by the offline path into a private cache.
-    monkeypatch.setenv("GAN_MNIST_CACHE", str(real_data_cache))
-    # Run the kernel on this interpreter (the one with gan_mnist), whatever other
-    # "python3" kernels the machine has registered: JUPYTER_PATH is searched first.
+def private_kernel(tmp_path, monkeypatch, python=sys.executable) -> None:
+    """Run notebooks on ``python`` (whatever "python3" kernels the machine has
+    registered): a kernelspec in a private JUPYTER_PATH, which is searched first."""
     kernel_dir = tmp_path / "jupyter" / "kernels" / "python3"
     kernel_dir.mkdir(parents=True)
     (kernel_dir / "kernel.json").write_text(
         json.dumps(
             {
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                 "display_name": "Python 3 (gan_mnist tests)",
                 "language": "python",
             }
         )
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+
+
+def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, real_data_cache):
+    papermill = pytest.importorskip("papermill")
+    # The real MNIST, fetched by the offline path into a private cache.
+    monkeypatch.setenv("GAN_MNIST_CACHE", str(real_data_cache))
+    private_kernel(tmp_path, monkeypatch)
     out_dir = tmp_path / "T"
     executed = tmp_path / "out.ipynb"
 
@@ -111,6 +115,10 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, rea
     ):
         assert (out_dir / name).exists(), name
     assert not (out_dir / "DCGAN_Images/image_at_epoch_0003.png").exists()
+    # "Your own generator": the notebook's network trained through the same train().
+    mine = out_dir / "my_generator"
+    assert (mine / "DCGAN_Images/image_at_epoch_0001.png").exists()
+    assert json.loads((mine / "config.json").read_text())["architecture"]
     # "Ask for a digit": the conditional model trained, sampled and walked.
     for name in ("DCGAN_Images/image_at_epoch_0002.png", "chosen_digit.png", "walk.gif"):
         assert (out_dir / "conditional" / name).exists(), name

@@ -7,6 +7,7 @@ tanh or sigmoid pixels.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import keras
@@ -128,3 +129,14 @@ def family_models(config, generator, discriminator, class_loss_weight=0.0) -> Ga
     return GanModels(
         generator, discriminator, FAMILIES[config.model], config.noise_dim, class_loss_weight
     )
+
+
+def fingerprint(models: GanModels) -> str:
+    """A short hash of both networks' layer types and sizes: a run of user-built
+    networks records it, so resuming with other networks is refused."""
+    parts = [
+        f"{type(layer).__name__}:{layer.count_params()}"
+        for network in (models.generator, models.discriminator)
+        for layer in network.layers
+    ]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]

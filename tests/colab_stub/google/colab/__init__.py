@@ -1,0 +1,1 @@
+"""A stand-in for Colab's `google.colab`, for the simulated Colab run of the notebook."""
