@@ -284,3 +284,20 @@ def test_a_run_interrupted_and_resumed_matches_one_that_was_not(tmp_path, tiny, 
         artifacts.epoch_image_path(tmp_path / d, 2).read_bytes() for d in ("straight", "resumed")
     ]
     assert final[0] == final[1]
+
+
+def test_user_built_networks_are_fingerprinted_and_a_swap_is_refused(tmp_path, tiny):
+    from gan_mnist.models import build_models
+
+    config = smoke(epochs=1)
+    first = build_models(config)
+    train(config, tmp_path, data=tiny, quiet=True, models=first)
+    assert json.loads((tmp_path / "config.json").read_text())["architecture"]
+
+    wider = build_models(smoke(base_filters=12))  # other networks, same settings
+    with pytest.raises(UserError, match="--architecture .*OUTPUT_DIR = None"):
+        train(smoke(epochs=2), tmp_path, data=tiny, quiet=True, models=wider)
+    resumed = train(smoke(epochs=2), tmp_path, data=tiny, quiet=True, models=build_models(config))
+    assert (resumed.first_epoch, resumed.last_epoch) == (2, 2)
+    models, _, source = load_generator(tmp_path)  # from generator.keras, not the family's
+    assert source.endswith("generator.keras")
