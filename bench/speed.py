@@ -1,0 +1,163 @@
+"""Training speed: the project's full training loop against a plain re-implementation
+of the TensorFlow tutorial's loop, on the same architecture and data, alternated in
+one run (the CPU here runs in bursts, so only side-by-side ratios mean anything).
+
+    python bench/speed.py                 # tutorial DCGAN, batch 256, 3 rounds
+    python bench/speed.py --rounds 5 --images 10240
+
+Prints images/s of each round, the median ratio (project / plain), the analytic GFLOP
+per trained image, and the achieved GFLOP/s against an fp32 matrix-multiply peak
+measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+import gan_mnist  # noqa: F401  (quiets TensorFlow's start-up logs before it loads)
+from gan_mnist.config import make_config
+from gan_mnist.data import load_dataset
+from gan_mnist.models import build_models
+from gan_mnist.training import train
+
+
+def plain_tutorial_loop(images: np.ndarray, config, epochs: int, out_dir: Path) -> float:
+    """The TensorFlow tutorial's loop, as the classic notebooks copy it: seconds taken."""
+    started = time.perf_counter()
+    models = build_models(config)
+    generator, discriminator = models.generator, models.discriminator
+    cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
+    generator_optimizer = keras.optimizers.Adam(config.gen_lr)
+    discriminator_optimizer = keras.optimizers.Adam(config.disc_lr)
+    checkpoint = tf.train.Checkpoint(
+        generator_optimizer=generator_optimizer,
+        discriminator_optimizer=discriminator_optimizer,
+        generator=generator,
+        discriminator=discriminator,
+    )
+    seed = tf.random.normal([16, config.noise_dim])
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(
+            (images[..., np.newaxis].astype("float32") - 127.5) / 127.5
+        )
+        .shuffle(len(images))
+        .batch(config.batch_size)
+    )
+
+    @tf.function
+    def train_step(batch):
+        noise = tf.random.normal([config.batch_size, config.noise_dim])
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            generated = generator(noise, training=True)
+            real_output = discriminator(batch, training=True)
+            fake_output = discriminator(generated, training=True)
+            gen_loss = cross_entropy(tf.ones_like(fake_output), fake_output)
+            disc_loss = cross_entropy(tf.ones_like(real_output), real_output) + cross_entropy(
+                tf.zeros_like(fake_output), fake_output
+            )
+        gen_grads = gen_tape.gradient(gen_loss, generator.trainable_variables)
+        disc_grads = disc_tape.gradient(disc_loss, discriminator.trainable_variables)
+        generator_optimizer.apply_gradients(
+            zip(gen_grads, generator.trainable_variables, strict=True)
+        )
+        discriminator_optimizer.apply_gradients(
+            zip(disc_grads, discriminator.trainable_variables, strict=True)
+        )
+
+    for epoch in range(epochs):
+        for batch in dataset:
+            train_step(batch)
+        predictions = generator(seed, training=False)  # the tutorial's per-epoch image
+        keras.utils.save_img(out_dir / f"image_at_epoch_{epoch:04d}.png", predictions[0])
+    checkpoint.save(str(out_dir / "ckpt"))
+    return time.perf_counter() - started
+
+
+def project_loop(data, config, out_dir: Path) -> float:
+    started = time.perf_counter()
+    train(config, out_dir, data=data, quiet=True)
+    return time.perf_counter() - started
+
+
+def forward_flops(model: keras.Model) -> float:
+    """Multiply-adds x 2 of one image's forward pass through Dense and conv layers."""
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, layers.Dense):
+            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+        elif isinstance(layer, layers.Conv2DTranspose):
+            k1, k2, cout, cin = layer.kernel.shape
+            h, w = layer.input.shape[1:3]
+            total += 2 * k1 * k2 * cin * cout * h * w
+        elif isinstance(layer, layers.Conv2D):
+            k1, k2, cin, cout = layer.kernel.shape
+            h, w = layer.output.shape[1:3]
+            total += 2 * k1 * k2 * cin * cout * h * w
+    return total
+
+
+def matmul_peak(seconds: float = 3.0, n: int = 2048) -> float:
+    """Achieved fp32 matmul GFLOP/s on this machine now."""
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    (a @ b).numpy()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        (a @ b).numpy()
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - started) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=7680, help="images per epoch")
+    parser.add_argument("--epochs", type=int, default=2)
+    args = parser.parse_args()
+
+    data = load_dataset("mnist")
+    config = make_config(
+        "tutorial", epochs=args.epochs, limit=args.images, seed=0, checkpoint_every=15
+    )
+    models = build_models(config)
+    # One training step: G forward and backward (3x), D forward and backward on the
+    # real and on the fake batch (2 x 3x).
+    gflop = (3 * forward_flops(models.generator) + 6 * forward_flops(models.discriminator)) / 1e9
+    trained = args.images // config.batch_size * config.batch_size * args.epochs
+    speeds = {"project": [], "plain": []}
+    peaks = []
+    for round_number in range(1, args.rounds + 1):
+        peaks.append(matmul_peak())
+        for name in ("project", "plain"):
+            with tempfile.TemporaryDirectory() as out:
+                if name == "project":
+                    seconds = project_loop(data, config, Path(out))
+                else:
+                    seconds = plain_tutorial_loop(
+                        data.x_train[: args.images], config, args.epochs, Path(out)
+                    )
+            speeds[name].append(trained / seconds)
+            print(f"round {round_number} {name:8} {trained / seconds:7.1f} img/s", flush=True)
+    ratios = [p / q for p, q in zip(speeds["project"], speeds["plain"], strict=True)]
+    best = max(statistics.median(speeds["project"]), statistics.median(speeds["plain"]))
+    print(
+        f"\nmedian ratio project / plain: {statistics.median(ratios):.3f} "
+        f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})\n"
+        f"GFLOP per trained image: {gflop:.3f}; achieved {best * gflop:.0f} GFLOP/s against "
+        f"an fp32 matmul peak of {statistics.median(peaks):.0f} GFLOP/s measured in this run "
+        f"({best * gflop / statistics.median(peaks):.0%}); each run includes compiling, "
+        f"{args.epochs} epochs of {args.images} images, per-epoch images and a checkpoint."
+    )
+
+
+if __name__ == "__main__":
+    main()
