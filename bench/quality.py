@@ -59,10 +59,10 @@ def main() -> None:
             config = make_config(preset, epochs=10_000, seed=args.seed, checkpoint_every=10_000)
             with tempfile.TemporaryDirectory() as run_dir:
                 started = time.perf_counter()
-                summary = train(config, run_dir, mnist=mnist, quiet=True, max_minutes=budget)
+                summary = train(config, run_dir, data=mnist, quiet=True, max_minutes=budget)
                 wall = time.perf_counter() - started
                 result = evaluate_run(
-                    Path(run_dir), n=args.n, seed=args.seed, mnist=mnist, evaluator=evaluator
+                    Path(run_dir), n=args.n, seed=args.seed, data=mnist, evaluator=evaluator
                 )
             images = len(mnist.x_train) if config.limit is None else config.limit
             ceiling = result["real_data_ceiling"]
