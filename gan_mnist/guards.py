@@ -63,6 +63,11 @@ class StopRequest:
         return self.signal is not None
 
     @property
+    def name(self) -> str | None:
+        """ "SIGINT" or "SIGTERM" once one has arrived."""
+        return None if self.signal is None else signal.Signals(self.signal).name
+
+    @property
     def exit_status(self) -> int:
         return self.EXIT_STATUS.get(self.signal, 1)
 
@@ -87,7 +92,7 @@ class StopRequest:
                 os.kill(os.getpid(), number)
             return
         self.signal = number
-        name = signal.Signals(number).name
+        name = self.name
         again = "Ctrl-C" if number == signal.SIGINT else name
         print(
             f"\n{name}: stopping after this step and saving a checkpoint "

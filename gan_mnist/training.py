@@ -274,25 +274,14 @@ def run_epoch(
         TrainingDiverged: a loss became NaN or infinite (nothing is saved).
     """
     batch_size = state.config.batch_size
-    # All metrics "stateful": the bar shows exactly the running means computed here.
-    progbar = (
-        None
-        if quiet
-        else keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss", "img/s"])
-    )
-    started = last_read = time.perf_counter()
+    progress = EpochProgress(state, epoch, steps, skip, quiet)
+    started = time.perf_counter()
     ran = 0
     for images, labels in dataset:
         run_step(images, labels)
         ran += 1
         fault_point("step")
-        now = time.perf_counter()
-        if now - last_read >= PROGRESS_SECONDS or skip + ran == steps:
-            last_read = now
-            means = check_finite(state, epoch)
-            if progbar is not None:
-                speed = ran * batch_size / (now - started)
-                progbar.update(skip + ran, [*means.items(), ("img/s", speed)])
+        progress.update(ran)
         if clock.due(stop):
             break
         if clock.mid_epoch_due() and skip + ran < steps:
@@ -313,6 +302,32 @@ def run_epoch(
         "steps": done,
         "steps_run": ran,
     }
+
+
+class EpochProgress:
+    """The progress bar (none when quiet), fed a few times a second: each read of the
+    losses waits for the device, so it is also when the NaN check runs."""
+
+    def __init__(self, state: TrainingState, epoch: int, steps: int, skip: int, quiet: bool):
+        self.state, self.epoch, self.steps, self.skip = state, epoch, steps, skip
+        # All metrics "stateful": the bar shows exactly the running means computed here.
+        self.bar = (
+            None
+            if quiet
+            else keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss", "img/s"])
+        )
+        self.started = self.last_read = time.perf_counter()
+
+    def update(self, ran: int) -> None:
+        """After the ``ran``-th step of this call."""
+        now = time.perf_counter()
+        if now - self.last_read < PROGRESS_SECONDS and self.skip + ran < self.steps:
+            return
+        self.last_read = now
+        means = check_finite(self.state, self.epoch)
+        if self.bar is not None:
+            speed = ran * self.state.config.batch_size / (now - self.started)
+            self.bar.update(self.skip + ran, [*means.items(), ("img/s", speed)])
 
 
 def check_finite(state: TrainingState, epoch: int) -> dict:
@@ -362,11 +377,7 @@ class CheckpointClock:
         )
 
     def reason(self, stop: StopRequest) -> str:
-        if stop.requested:
-            import signal
-
-            return signal.Signals(stop.signal).name
-        return "time"
+        return stop.name or "time"
 
     def checkpoint_epoch(self, state: TrainingState, epoch: int, last: bool) -> None:
         """At the end of an epoch: save when the epoch, the clock or the end says so."""
