@@ -12,17 +12,21 @@ is used instead.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import shutil
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from gan_mnist import devices
 from gan_mnist.config import TrainConfig
+from gan_mnist.devices import Runtime
 from gan_mnist.errors import UserError, check_run_dir
 from gan_mnist.guards import TrainingDiverged, fault_point
 from gan_mnist.models import FAMILIES, build_models
-from gan_mnist.models.base import GanModels
+from gan_mnist.models.base import GanModels, average_of, synchronize_batchnorm
 
 CHECKPOINT_DIR = "training_checkpoints"
 DAMAGED_DIR = "damaged"
@@ -32,14 +36,45 @@ CONFIG_NAME = "config.json"
 class TrainingState:
     """The models, optimizers and counters of one run, and their checkpoint."""
 
-    def __init__(self, config: TrainConfig, out_dir: Path, models: GanModels | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        out_dir: Path,
+        models: GanModels | None = None,
+        runtime: Runtime | None = None,
+        restore_dir: Path | None = None,
+    ):
+        """``restore_dir``: where the checkpoint to resume is, when not ``out_dir`` (a
+        multi-worker run's other workers read the chief's and write to scratch)."""
         if config.seed is None:
             raise ValueError("TrainingState needs a config with a seed")
         self.config = config
         self.out_dir = Path(out_dir)
-        self.models = models or build_models(config)
-        self.generator_optimizer = keras.optimizers.Adam(config.gen_lr, beta_1=config.beta_1)
-        self.discriminator_optimizer = keras.optimizers.Adam(config.disc_lr, beta_1=config.beta_1)
+        self.restore_dir = Path(restore_dir or out_dir)
+        self.runtime = runtime = runtime or devices.runtime(config)
+        # Made under the strategy's scope, every variable below (weights, optimizer
+        # slots, counters, the noise generator) is mirrored on each replica.
+        with runtime.strategy.scope():
+            self._build(config, models, runtime)
+        self.manager = self._manager()
+
+    def _build(self, config: TrainConfig, models: GanModels | None, runtime) -> None:
+        mixed = runtime.mixed_precision
+        with _dtype_policy("mixed_float16" if mixed else None):
+            self.models = models or build_models(config)
+            if runtime.replicas > 1 and config.sync_batchnorm == "on":
+                synchronize_batchnorm(self.models)
+            # The averaged generator (--ema): previews, samples and evaluations use it.
+            self.average_generator = average_of(self.models.generator) if config.ema else None
+        adams = [
+            keras.optimizers.Adam(lr, beta_1=config.beta_1)
+            for lr in (config.gen_lr, config.disc_lr)
+        ]
+        # Mixed precision: Keras 3's dynamic loss scaling around each Adam. The
+        # checkpoint holds the Adams themselves, so a run can resume either way.
+        self.generator_optimizer, self.discriminator_optimizer = (
+            keras.optimizers.LossScaleOptimizer(adam) if mixed else adam for adam in adams
+        )
         # Create the optimizers' slot variables now, so a restore fills them in
         # directly instead of deferring until the first training step.
         self.generator_optimizer.build(self.models.generator.trainable_variables)
@@ -61,11 +96,13 @@ class TrainingState:
             trainable=False,
             name="fixed_noise",
         )
+        averaged = {"average_generator": self.average_generator} if config.ema else {}
         self.checkpoint = tf.train.Checkpoint(
             generator=self.models.generator,
             discriminator=self.models.discriminator,
-            generator_optimizer=self.generator_optimizer,
-            discriminator_optimizer=self.discriminator_optimizer,
+            generator_optimizer=adams[0],
+            discriminator_optimizer=adams[1],
+            **averaged,
             epoch=self.epoch,
             step_in_epoch=self.step_in_epoch,
             loss_sums=self.loss_sums,
@@ -81,7 +118,14 @@ class TrainingState:
                 if variable.path.endswith("seed_generator_state")
             ],
         )
-        self.manager = self._manager()
+
+    @property
+    def sampling_models(self) -> GanModels:
+        """The networks that draw previews and samples: with --ema, the averaged
+        generator in place of the training one."""
+        if self.average_generator is None:
+            return self.models
+        return dataclasses.replace(self.models, generator=self.average_generator)
 
     def _manager(self) -> tf.train.CheckpointManager:
         return tf.train.CheckpointManager(
@@ -93,7 +137,7 @@ class TrainingState:
 
     @property
     def global_step(self) -> int:
-        return int(self.generator_optimizer.iterations.numpy())
+        return int(adam_of(self.generator_optimizer).iterations.numpy())
 
     def restore(self) -> tuple[int, int]:
         """Load the newest intact checkpoint, if any.
@@ -104,8 +148,9 @@ class TrainingState:
         Returns:
             (completed epochs, steps done in the next epoch); (0, 0) without a checkpoint.
         """
-        latest, damaged = newest_intact_checkpoint(self.out_dir, set_aside=True)
-        if damaged:
+        own = self.restore_dir == self.out_dir  # only a folder's writer sets files aside
+        latest, damaged = newest_intact_checkpoint(self.restore_dir, set_aside=own)
+        if damaged and own:
             self.manager = self._manager()  # it re-reads the rewritten index
         if latest is None:
             if damaged:
@@ -121,8 +166,8 @@ class TrainingState:
                 "the settings in config.json, or train into a new --out folder."
             ) from None
         # Learning rates are settings, not state: a resumed run uses the current ones.
-        self.generator_optimizer.learning_rate = self.config.gen_lr
-        self.discriminator_optimizer.learning_rate = self.config.disc_lr
+        adam_of(self.generator_optimizer).learning_rate = self.config.gen_lr
+        adam_of(self.discriminator_optimizer).learning_rate = self.config.disc_lr
         return int(self.epoch.numpy()), int(self.step_in_epoch.numpy())
 
     def save(self) -> str:
@@ -148,6 +193,25 @@ class TrainingState:
             experimental_write_callbacks=[lambda path: fault_point("mid-checkpoint")]
         )
         return self.manager.save(checkpoint_number=self.global_step, options=options)
+
+
+def adam_of(optimizer):
+    """The Adam itself, also inside a mixed-precision LossScaleOptimizer."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str | None):
+    """Build layers under Keras' dtype policy ``name`` (None: leave it), then restore it."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def checkpoint_paths(run_dir: Path) -> list[str]:
@@ -287,8 +351,10 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
         latest, damaged = newest_intact_checkpoint(run_dir)
         if latest is not None:
             models = build_models(config)
-            # Only the generator is needed: expect_partial silences the unused rest.
-            tf.train.Checkpoint(generator=models.generator).restore(latest).expect_partial()
+            # Only the generator is needed (with --ema the averaged one, which draws
+            # the run's samples): expect_partial silences the unused rest.
+            key = "average_generator" if config.ema else "generator"
+            tf.train.Checkpoint(**{key: models.generator}).restore(latest).expect_partial()
             return models, config, latest
     saved = run_dir / "generator.keras"
     if saved.exists():

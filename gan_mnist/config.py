@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_mnist.data import DATASETS
+from gan_mnist.devices import LEVER_CHOICES, STRATEGIES
 from gan_mnist.errors import UserError
 from gan_mnist.losses import LOSSES
 from gan_mnist.models import FAMILIES
@@ -85,6 +86,40 @@ class TrainConfig:
         "metrics and keep generator_best.keras by Fréchet distance (0 = never)",
     )
     eval_samples: int = _setting(2000, "generated digits per evaluation during training")
+    ema: float = _setting(
+        0.0,
+        "decay of an exponential moving average of the generator's weights; the averaged "
+        "generator draws the previews, samples and evaluations while the raw one trains "
+        "(e.g. 0.999; 0 = off)",
+        fixed=True,
+    )
+    strategy: str = _setting(
+        "auto",
+        "tf.distribute strategy: one = one device; mirrored = all local GPUs (or the "
+        "logical CPUs of GAN_MNIST_CPU_DEVICES); multiworker = the machines in TF_CONFIG; "
+        "tpu = a Colab/Cloud TPU; auto = tpu on a TPU runtime, mirrored with 2+ GPUs, "
+        "else one. --batch-size is the global batch",
+        choices=STRATEGIES,
+    )
+    sync_batchnorm: str = _setting(
+        "on",
+        "with several replicas, BatchNorm uses the whole global batch's statistics (on) "
+        "or each replica's own (off)",
+        choices=("on", "off"),
+    )
+    jit_compile: str = _setting(
+        "auto", "XLA-compile the step (auto = on with a GPU or TPU)", choices=LEVER_CHOICES
+    )
+    mixed_precision: str = _setting(
+        "auto",
+        "mixed_float16 with loss scaling, float32 logits and losses (auto = on with a GPU)",
+        choices=LEVER_CHOICES,
+    )
+    steps_per_call: int = _setting(
+        0,
+        "training steps per compiled call: fewer host round trips (0 = auto: 1 on CPU, "
+        "16 on GPU/TPU)",
+    )
     seed: int | None = _setting(None, "random seed; a run without one picks, prints and saves one")
     architecture: str | None = _setting(
         None,
@@ -131,6 +166,13 @@ class TrainConfig:
         for name in ("gen_lr", "disc_lr"):
             if not getattr(self, name) > 0:
                 raise UserError(f"{_flag(name)} must be > 0, got {getattr(self, name)}.")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"--ema must be in [0, 1) (0 = off; 0.999 is usual), got {self.ema}.")
+        if not isinstance(self.steps_per_call, int) or self.steps_per_call < 0:
+            raise UserError(
+                "--steps-per-call must be 0 (auto) or a positive number, got "
+                f"{self.steps_per_call}."
+            )
         if not 0 <= self.beta_1 < 1:
             raise UserError(f"--beta-1 must be in [0, 1), got {self.beta_1}.")
         for f in dataclasses.fields(self):

@@ -33,18 +33,20 @@ def make_train_step(
             over it, so the replicas' gradients add up to the whole batch's.
 
     Returns:
-        ``train_step(images, labels, noise=None) -> {"d_loss", "g_loss"}`` with images
-        (batch, 28, 28, 1) in the family's pixel range and labels (batch,) int. The
-        noise is drawn from ``rng`` unless given (tests pass it to compare devices).
+        ``train_step(images, labels, noise=None, fake_labels=None) -> {"d_loss",
+        "g_loss"}`` with images (batch, 28, 28, 1) in the family's pixel range and
+        labels (batch,) int. The noise (and a conditional family's classes for the
+        fakes) are drawn from ``rng`` unless given (tests pass them to compare devices).
     """
 
     def average(per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
-    def train_step(images, labels, noise=None):
+    def train_step(images, labels, noise=None, fake_labels=None):
         batch = tf.shape(images)[0]
-        drawn_noise, fake_labels = models.draw_latents(rng, batch)  # (batch, noise_dim)
+        drawn_noise, drawn_labels = models.draw_latents(rng, batch)  # (batch, noise_dim)
         noise = drawn_noise if noise is None else noise
+        fake_labels = drawn_labels if fake_labels is None else fake_labels
 
         # One forward pass, two tapes: each network's loss is differentiated only
         # with respect to its own weights. The discriminator is thus "frozen" in the
@@ -62,11 +64,16 @@ def make_train_step(
                 loss.discriminator(real_logits, fake_logits)
                 + models.class_loss(real_classes, labels)
             )
+            # Mixed precision: each loss is multiplied by its optimizer's loss scale, so
+            # float16 gradients do not underflow; apply_gradients divides it out again.
+            # Without it, scale_loss returns the loss unchanged.
+            scaled_g_loss = generator_optimizer.scale_loss(g_loss)
+            scaled_d_loss = discriminator_optimizer.scale_loss(d_loss)
 
         generator = models.generator
         discriminator = models.discriminator
-        gen_grads = gen_tape.gradient(g_loss, generator.trainable_variables)
-        disc_grads = disc_tape.gradient(d_loss, discriminator.trainable_variables)
+        gen_grads = gen_tape.gradient(scaled_g_loss, generator.trainable_variables)
+        disc_grads = disc_tape.gradient(scaled_d_loss, discriminator.trainable_variables)
         generator_optimizer.apply_gradients(
             zip(gen_grads, generator.trainable_variables, strict=True)
         )

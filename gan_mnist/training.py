@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,9 +23,16 @@ import numpy as np
 import tensorflow as tf
 
 from gan_mnist import artifacts
-from gan_mnist.checkpoints import CHECKPOINT_DIR, CONFIG_NAME, TrainingState, check_resumable
+from gan_mnist.checkpoints import (
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    TrainingState,
+    adam_of,
+    check_resumable,
+)
 from gan_mnist.config import TrainConfig
 from gan_mnist.data import ImageData, load_dataset, make_dataset
+from gan_mnist.devices import distribute, runtime
 from gan_mnist.errors import UserError
 from gan_mnist.guards import (
     StopRequest,
@@ -101,18 +109,53 @@ def train(
     out_dir = prepare_out_dir(out_dir)
     if models is not None:
         config = replace(config, architecture=fingerprint(models))
-    with run_lock(out_dir):
-        remove_stale_temporaries(out_dir)  # left by a writer that was killed
-        return _train_locked(config, out_dir, data, models, quiet, on_epoch_end, max_minutes)
+    place = runtime(config)  # first: the strategy must exist before other TF work
+    print(place.describe())
+    args = (data, models, quiet, on_epoch_end, max_minutes, place)
+    try:
+        if not place.is_chief:
+            # A multi-worker run's other workers train in step with the chief but
+            # write into a scratch folder, removed at the end; they resume from the
+            # chief's checkpoints.
+            scratch = Path(tempfile.mkdtemp(prefix="gan-mnist-worker-"))
+            try:
+                return _train_locked(config, scratch, *args, restore_dir=out_dir)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        with run_lock(out_dir):
+            remove_stale_temporaries(out_dir)  # left by a writer that was killed
+            return _train_locked(config, out_dir, *args)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        if place.name != "multiworker":
+            raise
+        raise UserError(
+            "another worker of this multi-worker run stopped answering "
+            f"({type(error).__name__}), so this one stopped too; the checkpoints in "
+            f"{out_dir / CHECKPOINT_DIR} are intact. Start every worker again with the "
+            "same command to resume from the last one."
+        ) from None
 
 
-def _train_locked(config, out_dir, data, models, quiet, on_epoch_end, max_minutes):
-    """`train` once it holds the folder's lock."""
-    config = with_seed(config, check_resumable(config, out_dir))
+def _train_locked(
+    config, out_dir, data, models, quiet, on_epoch_end, max_minutes, place, restore_dir=None
+):
+    """`train` once it holds the folder's lock (or, a non-chief worker, its scratch)."""
+    previous = check_resumable(config, restore_dir or out_dir)
+    if place.name == "multiworker" and config.seed is None and previous is None:
+        raise UserError(
+            "--strategy multiworker needs --seed S, the same on every worker, so that "
+            "all of them draw the same data order."
+        )
+    config = with_seed(config, previous)
     data = data or load_dataset(config.dataset, config.data)
     images, labels = training_images(config, data)
+    if config.batch_size % place.replicas:
+        raise UserError(
+            f"--batch-size {config.batch_size} is the global batch and must split evenly "
+            f"over the {place.replicas} replicas: use a multiple of {place.replicas}."
+        )
 
-    state = TrainingState(config, out_dir, models)
+    state = TrainingState(config, out_dir, models, runtime=place, restore_dir=restore_dir)
     done, skip = state.restore()
     if done or skip:
         where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")
@@ -149,7 +192,9 @@ def run_epochs(state, summary, images, labels, data, stop, quiet, on_epoch_end, 
     done, skip = summary.last_epoch, int(state.step_in_epoch.numpy())
     run_step = compile_step(state)
     recorder = EpochRecorder(state, out_dir, history, data)
-    clock = CheckpointClock(config.checkpoint_minutes, max_minutes)
+    # Every worker of a multi-worker run must save at the same steps: by epochs only.
+    minutes = 0 if state.runtime.name == "multiworker" else config.checkpoint_minutes
+    clock = CheckpointClock(minutes, max_minutes)
     steps = len(images) // config.batch_size
     for epoch in range(done + 1, config.epochs + 1):
         if not quiet:
@@ -163,6 +208,7 @@ def run_epochs(state, summary, images, labels, data, stop, quiet, on_epoch_end, 
             epoch=epoch,
             skip_batches=skip,
         )
+        dataset = distribute(state.runtime, dataset)  # per-replica slices of each batch
         row = run_epoch(run_step, state, dataset, epoch, steps, skip, quiet, stop, clock)
         summary.images_trained += row.pop("steps_run") * config.batch_size
         skip = 0
@@ -223,11 +269,15 @@ def training_images(config: TrainConfig, data: ImageData) -> tuple[np.ndarray, n
 def compile_step(state: TrainingState):
     """The run's train step, compiled into a TensorFlow graph, with its bookkeeping.
 
-    Besides training, each call adds the losses to the epoch's sums and notes the
-    first step whose loss is NaN or infinite, all on the device: the loop reads
-    them a few times a second instead of waiting for every step.
+    Each call runs ``n`` steps from a (distributed) batch iterator: each step runs
+    per replica under the strategy (`strategy.run`), its losses are summed over the
+    replicas (each is already divided by the global batch), added to the epoch's
+    sums and checked for NaN, all on the device, and the averaged generator (--ema)
+    moves toward the trained one. The loop reads the sums a few times a second
+    instead of waiting for every step.
     """
-    config = state.config
+    config, runtime = state.config, state.runtime
+    strategy = runtime.strategy
     step = make_train_step(
         state.models,
         LOSSES[config.loss],
@@ -236,18 +286,53 @@ def compile_step(state: TrainingState):
         state.rng,
         global_batch_size=config.batch_size,
     )
+    if runtime.jit_compile:
+        step = tf.function(step, jit_compile=True)  # XLA: the step's ops fused per replica
+    update_average = average_update(state)
 
-    @tf.function
-    def run_step(images, labels):
-        losses = step(images, labels)
-        d_loss, g_loss = losses["d_loss"], losses["g_loss"]
+    def one_step(iterator):
+        images, labels = next(iterator)
+        losses = strategy.run(step, args=(images, labels))
+        d_loss = strategy.reduce("SUM", losses["d_loss"], axis=None)
+        g_loss = strategy.reduce("SUM", losses["g_loss"], axis=None)
         state.step_in_epoch.assign_add(1)
         state.loss_sums.assign_add(tf.stack([d_loss, g_loss]))
         finite = tf.math.is_finite(d_loss) & tf.math.is_finite(g_loss)
         first_bad = tf.logical_and(tf.logical_not(finite), state.nonfinite_at < 0)
         state.nonfinite_at.assign(tf.where(first_bad, state.step_in_epoch, state.nonfinite_at))
+        if update_average is not None:
+            update_average()
 
-    return run_step
+    @tf.function
+    def run_steps(iterator, n):
+        for _ in tf.range(n):  # one graph for any n: no retracing at an epoch's end
+            one_step(iterator)
+
+    return run_steps
+
+
+def average_update(state: TrainingState):
+    """The --ema update, or None: average <- d * average + (1 - d) * generator, for
+    every weight (BatchNorm's moving statistics too), with d = min(ema, (1 + t) /
+    (10 + t)) at step t, so the average forgets its random start quickly."""
+    if state.average_generator is None:
+        return None
+    pairs = [
+        (average, trained)
+        for average, trained in zip(
+            state.average_generator.weights, state.models.generator.weights, strict=True
+        )
+        if "float" in str(average.dtype)
+    ]
+    iterations = adam_of(state.generator_optimizer).iterations
+
+    def update():
+        t = tf.cast(iterations, tf.float32)
+        decay = tf.minimum(state.config.ema, (1.0 + t) / (10.0 + t))
+        for average, trained in pairs:
+            average.assign(decay * average + (1.0 - decay) * trained)
+
+    return update
 
 
 def run_epoch(
@@ -273,13 +358,15 @@ def run_epoch(
     Raises:
         TrainingDiverged: a loss became NaN or infinite (nothing is saved).
     """
-    batch_size = state.config.batch_size
+    batch_size, per_call = state.config.batch_size, state.runtime.steps_per_call
     progress = EpochProgress(state, epoch, steps, skip, quiet)
     started = time.perf_counter()
     ran = 0
-    for images, labels in dataset:
-        run_step(images, labels)
-        ran += 1
+    batches = iter(dataset)
+    while skip + ran < steps:
+        n = min(per_call, steps - skip - ran)
+        run_step(batches, tf.constant(n))
+        ran += n
         fault_point("step")
         progress.update(ran)
         if clock.due(stop):
@@ -409,10 +496,12 @@ class EpochRecorder:
         grid = preview_grid(self.state)
         artifacts.save_png(grid, image_path)
         if self.evaluation is not None and epoch % self.config.eval_every == 0:
-            scores, improved = self.evaluation(self.state.models)
+            scores, improved = self.evaluation(self.state.sampling_models)
             row.update(scores)
             if improved:  # late GAN epochs often get worse: keep the best one
-                save_keras(self.state.models.generator, self.out_dir / "generator_best.keras")
+                save_keras(
+                    self.state.sampling_models.generator, self.out_dir / "generator_best.keras"
+                )
         self.history.append(row)
         write_history(self.history, self.out_dir / HISTORY_NAME)
         self.log_tensorboard(epoch, row, grid)
@@ -431,7 +520,7 @@ class EpochRecorder:
         every = self.config.save_generator_every
         if every and epoch % every == 0:
             save_keras(
-                self.state.models.generator,
+                self.state.sampling_models.generator,
                 self.out_dir / "generators" / f"generator_epoch_{epoch:04d}.keras",
             )
 
@@ -454,7 +543,7 @@ def epoch_line(row: dict, epochs: int, image: Path) -> str:
 def preview_images(state: TrainingState) -> np.ndarray:
     """The generator's images for the fixed noise, uint8 (N, 28, 28): num_examples
     images, or 10 rows of num_examples for conditional families."""
-    models = state.models
+    models = state.sampling_models
     noise, labels = models.preview_latents(state.fixed_noise)
     # training=False: BatchNorm uses its moving averages, as at inference time.
     return models.to_uint8(models.generate(noise, labels, training=False))
@@ -506,10 +595,15 @@ def write_run_artifacts(
     ]
     if only_missing and all((out_dir / name).exists() for name in wanted):
         return
-    save_keras(state.models.generator, out_dir / "generator.keras")
+    save_keras(state.sampling_models.generator, out_dir / "generator.keras")
     artifacts.write_epoch_summaries(out_dir)
     if history:
         artifacts.plot_losses(history, out_dir / "losses.png")
+    if not state.runtime.is_chief:
+        print(
+            "this worker's copies of the run's files were scratch (removed); the chief writes them"
+        )
+        return
     print(
         f"outputs in {out_dir.resolve()}: {artifacts.IMAGES_DIR}/, {artifacts.GIF_NAME}, "
         f"{artifacts.MONTAGE_NAME}, {artifacts.ZIP_NAME}, losses.png, generator.keras, "

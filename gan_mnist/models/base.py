@@ -81,9 +81,10 @@ class GanModels:
     def generate(self, noise, labels=None, training: bool = False):
         """Images (batch, 28, 28, 1) in `pixel_range` from noise (batch, noise_dim)."""
         noise = tf.convert_to_tensor(noise, tf.float32)
-        if not self.conditional:
-            return self.generator(noise, training=training)
-        return self.generator([noise, self._one_hot(labels)], training=training)
+        inputs = [noise, self._one_hot(labels)] if self.conditional else noise
+        # float32 out also under mixed precision (float16 inside): the discriminator
+        # and the writers see one dtype.
+        return tf.cast(self.generator(inputs, training=training), tf.float32)
 
     def discriminate(self, images, labels=None, training: bool = False):
         """Logits (batch, 1) for images (batch, 28, 28, 1) in `pixel_range`; > 0 = real."""
@@ -95,9 +96,10 @@ class GanModels:
         images = tf.convert_to_tensor(images, tf.float32)
         inputs = [images, self._one_hot(labels)] if self.conditional else images
         outputs = self.discriminator(inputs, training=training)
+        # Logits in float32 also under mixed precision, so the losses are float32.
         if isinstance(outputs, list | tuple):
-            return outputs[0], outputs[1]
-        return outputs, None
+            return tf.cast(outputs[0], tf.float32), tf.cast(outputs[1], tf.float32)
+        return tf.cast(outputs, tf.float32), None
 
     def class_loss(self, class_logits, labels):
         """Per-example (batch,) weighted cross-entropy of the class head (0 without one)."""
@@ -140,3 +142,19 @@ def fingerprint(models: GanModels) -> str:
         for layer in network.layers
     ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def synchronize_batchnorm(models: GanModels) -> None:
+    """Let every BatchNormalization layer use the statistics of the whole global
+    batch when training on several replicas (each replica's own batch otherwise)."""
+    for network in (models.generator, models.discriminator):
+        for layer in network.layers if network is not None else ():
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = True
+
+
+def average_of(generator: keras.Model) -> keras.Model:
+    """A copy of ``generator`` with the same weights, to hold their moving average."""
+    average = keras.models.clone_model(generator)
+    average.set_weights(generator.get_weights())
+    return average

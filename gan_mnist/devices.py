@@ -1,0 +1,192 @@
+"""Where training runs: the `tf.distribute` strategy and the hardware levers.
+
+Every run trains through a strategy, so one device, several GPUs, a TPU or several
+machines use the same step, loop and checkpoints:
+
+- ``one``: the default strategy (no distribution): exactly the single-device code.
+- ``mirrored``: `tf.distribute.MirroredStrategy` over the local GPUs, or with none
+  over ``GAN_MNIST_CPU_DEVICES`` logical CPU devices (how the tests run 2 replicas
+  on a CPU; it does not make a CPU faster, the replicas share its cores).
+- ``multiworker``: `tf.distribute.MultiWorkerMirroredStrategy`; the cluster comes
+  from the standard ``TF_CONFIG`` variable. Only the chief writes the run's files.
+- ``tpu``: `tf.distribute.TPUStrategy` on a Colab or Cloud TPU runtime.
+
+The levers (`jit_compile`, mixed precision, steps per compiled call) default to
+``auto``: on with a GPU or TPU, off on a CPU, where both XLA and float16 were
+measured slower (README, "Speed").
+
+Nothing here imports TensorFlow at import time: the CLI checks flags without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gan_mnist.errors import UserError
+
+STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
+LEVER_CHOICES = ("auto", "on", "off")
+CPU_DEVICES_ENV = "GAN_MNIST_CPU_DEVICES"
+# Steps per compiled call with an accelerator: one host round trip per 16 steps.
+ACCELERATOR_STEPS_PER_CALL = 16
+
+_made: dict[str, Any] = {}  # a process makes each strategy once (TPUs and clusters init once)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The strategy a run trains under and the levers resolved for this hardware."""
+
+    strategy: Any  # tf.distribute.Strategy
+    name: str  # one, mirrored, multiworker or tpu (never auto)
+    accelerator: str  # cpu, gpu or tpu
+    jit_compile: bool
+    mixed_precision: bool
+    steps_per_call: int
+    is_chief: bool = True  # multiworker: only the chief writes the run's files
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def distributed(self) -> bool:
+        return self.name != "one"
+
+    def describe(self) -> str:
+        on = {True: "on", False: "off"}
+        return (
+            f"devices: {self.name} strategy, {self.replicas} replica(s) on {self.accelerator}; "
+            f"XLA {on[self.jit_compile]}, mixed precision {on[self.mixed_precision]}, "
+            f"{self.steps_per_call} step(s) per call"
+        )
+
+
+def runtime(config) -> Runtime:
+    """Make (once per process) the strategy ``config.strategy`` names and resolve the
+    ``auto`` levers for the hardware it runs on."""
+    tf = _tf()
+    _split_cpu()
+    gpus = tf.config.list_physical_devices("GPU")
+    name = config.strategy
+    if name == "auto":
+        name = "tpu" if on_tpu_runtime() else "mirrored" if len(gpus) > 1 else "one"
+    strategy = _made.get(name) or _make_strategy(name, gpus)
+    _made[name] = strategy
+    accelerator = "tpu" if name == "tpu" else "gpu" if gpus else "cpu"
+    fast = accelerator != "cpu"
+
+    def lever(choice: str, auto: bool) -> bool:
+        return auto if choice == "auto" else choice == "on"
+
+    return Runtime(
+        strategy=strategy,
+        name=name,
+        accelerator=accelerator,
+        jit_compile=lever(config.jit_compile, fast),
+        # float16 pays off on GPUs with tensor cores; TPUs prefer bfloat16, and on a
+        # CPU it was slower, so auto turns it on for GPUs only.
+        mixed_precision=lever(config.mixed_precision, accelerator == "gpu"),
+        steps_per_call=config.steps_per_call or (ACCELERATOR_STEPS_PER_CALL if fast else 1),
+        is_chief=is_chief(strategy) if name == "multiworker" else True,
+    )
+
+
+def distribute(place: Runtime, dataset):
+    """``dataset`` of global batches, split into per-replica batches for the strategy;
+    with several workers each worker reads its own share of every batch."""
+    if not place.distributed:
+        return dataset
+    tf = _tf()
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return place.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+
+def on_tpu_runtime() -> bool:
+    """A Colab or Cloud TPU runtime (without asking the TPU, which takes seconds)."""
+    return bool(
+        os.environ.get("COLAB_TPU_ADDR")
+        or os.environ.get("TPU_NAME")
+        or os.environ.get("TPU_ACCELERATOR_TYPE")
+        or Path("/dev/accel0").exists()
+    )
+
+
+def is_chief(strategy) -> bool:
+    """The worker that writes a multi-worker run's files: the ``chief`` task, or
+    worker 0 when the cluster has no chief."""
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type is None or task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def _make_strategy(name: str, gpus: list):
+    tf = _tf()
+    if name == "one":
+        return tf.distribute.get_strategy()  # the default strategy: plain single-device code
+    if name == "mirrored":
+        devices = None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise UserError(
+                "--strategy multiworker needs the TF_CONFIG environment variable on every "
+                "machine, naming the cluster and this machine's task, e.g. "
+                'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                '"task": {"type": "worker", "index": 0}}\' (README, "Several devices").'
+            )
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except ValueError as error:
+            raise UserError(f"TF_CONFIG is not valid JSON ({error}).") from None
+        # A dead worker fails the others' collectives after this long, not never.
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=60)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as error:
+            raise UserError(
+                f"--strategy tpu found no TPU ({str(error).splitlines()[0][:160]}). In Colab "
+                "choose Runtime > Change runtime type > TPU, or use --strategy auto."
+            ) from None
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"unknown strategy {name!r}")
+
+
+def _split_cpu() -> None:
+    """Split the CPU into ``GAN_MNIST_CPU_DEVICES`` logical devices, before TensorFlow
+    starts its runtime (so the first thing a process does)."""
+    count = os.environ.get(CPU_DEVICES_ENV)
+    if not count:
+        return
+    tf = _tf()
+    if not count.isdigit() or int(count) < 1:
+        raise UserError(f"{CPU_DEVICES_ENV} must be a positive whole number, got {count!r}.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    wanted = [tf.config.LogicalDeviceConfiguration()] * int(count)
+    if len(tf.config.get_logical_device_configuration(cpu) or [None]) == int(count):
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError:
+        raise UserError(
+            f"{CPU_DEVICES_ENV}={count} came too late: TensorFlow had already started in "
+            "this process. Set it before the process starts."
+        ) from None
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
