@@ -41,14 +41,16 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 # Debian packages: Graphviz's `dot` draws Generator_Model.png / Discriminator_Model.png,
-# and dataset-fashion-mnist is Fashion-MNIST's offline source (--dataset fashion_mnist).
+# dataset-fashion-mnist is Fashion-MNIST's offline source (--dataset fashion_mnist), and
+# chromium + chromium-driver run the browser test of `gan-mnist app` (tests only).
 # Installed when we may (root with apt-get); otherwise a note, and runs skip the
 # diagrams or download Fashion-MNIST through Keras instead.
-DEBIAN_PACKAGES := graphviz dataset-fashion-mnist
 system-deps:
 	@missing=""; \
 	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null 2>&1 \

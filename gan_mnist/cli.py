@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_interpolate_command(commands)
     _add_evaluate_command(commands)
     _add_train_evaluator_command(commands)
+    _add_app_command(commands)
     return parser
 
 
@@ -268,6 +269,42 @@ def _add_train_evaluator_command(commands) -> None:
     )
     train_evaluator.add_argument("--seed", type=int, default=0, help="default: 0")
     train_evaluator.add_argument("--data", metavar="PATH", help="data file (see train --help)")
+
+
+def _add_app_command(commands) -> None:
+    app = commands.add_parser(
+        "app",
+        help="a web page to play with trained runs: new digits, a chosen class, latent walks",
+        description=(
+            "Serve a local web page (Gradio) for one or more trained runs: a grid of new "
+            "images from a seed (the same as `gan-mnist sample --seed`), a class picker and "
+            "an every-class grid for conditional runs, latent and class walks on a slider, "
+            "each run's settings and metrics, and downloads of the grid (PNG) and samples "
+            "(.npz). Each generator (the averaged one where the run has one) is loaded once; "
+            "'Reload run' rereads a run that is still training. Nothing is written into the "
+            "run folders. Needs the app extra: " + "pip install 'gan-mnist[app]'."
+        ),
+    )
+    app.add_argument("run_dirs", nargs="+", metavar="DIR", help="--out folders of training runs")
+    app.add_argument("--port", type=int, default=7860, help="default: 7860")
+    app.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on (default: 127.0.0.1, this computer only; another address "
+        "is used only when given, with a warning)",
+    )
+
+
+def cmd_app(args: argparse.Namespace) -> None:
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be 1-65535, got {args.port}.")
+    for run_dir in args.run_dirs:
+        check_run_dir(run_dir)  # before Gradio and TensorFlow load: a quick, quiet error
+    from gan_mnist import app
+
+    app.import_gradio()
+    print(f"serving {len(args.run_dirs)} run(s) on http://{args.host}:{args.port} (Ctrl-C stops)")
+    app.launch(args.run_dirs, host=args.host, port=args.port)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -486,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             "interpolate": cmd_interpolate,
             "evaluate": cmd_evaluate,
             "train-evaluator": cmd_train_evaluator,
+            "app": cmd_app,
         }
         status = commands[args.command](args)
     except UserError as error:

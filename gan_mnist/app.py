@@ -1,0 +1,349 @@
+"""`gan-mnist app`: a small web page to play with trained generators (Gradio).
+
+Gradio is the library made for ML demo pages: it serves a local page from Python
+callbacks and shows inline in Jupyter and Colab. It is optional (the ``app``
+extra); nothing else in the package imports it.
+
+The functions above `build_page` are what the page calls and what the tests
+check: each returns uint8 images and never writes into a run folder. A run's
+generator (the averaged one where the run has one) is loaded once, when the app
+starts or when "Reload" is pressed, not per request.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gan_mnist import artifacts
+from gan_mnist.errors import UserError
+
+GRID_IMAGES = 64  # a "new batch": the same images as `gan-mnist sample --n 64 --seed S`
+WALKS = 8  # images side by side in a latent walk
+SHOWN_SCALE = 4  # pixels per MNIST pixel on the page
+INSTALL_HINT = "pip install 'gan-mnist[app]' (in a clone: pip install -e '.[app]'; it adds Gradio)"
+
+
+@dataclass
+class LoadedRun:
+    """One run's generator, loaded once, with what the page says about it."""
+
+    run_dir: Path
+    models: object  # GanModels
+    config: object  # TrainConfig
+    source: str  # the checkpoint or file the generator came from
+    metrics: dict | None  # metrics.json of `gan-mnist evaluate`, if present
+
+    @property
+    def name(self) -> str:
+        return str(self.run_dir)
+
+    @property
+    def conditional(self) -> bool:
+        return self.models.conditional
+
+    @property
+    def class_names(self) -> list[str]:
+        from gan_mnist.data import DATASETS
+
+        return list(DATASETS[self.config.dataset].class_names)
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Load a run's generator (its newest intact checkpoint, else generator.keras).
+
+    Raises:
+        UserError: no run there, or nothing intact to load.
+    """
+    from gan_mnist.checkpoints import load_generator
+
+    run_dir = Path(run_dir)
+    models, config, source = load_generator(run_dir)
+    metrics = None
+    if (run_dir / "metrics.json").exists():
+        try:
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        except ValueError:
+            metrics = None  # a damaged metrics file only loses the page's metrics line
+    return LoadedRun(run_dir, models, config, source, metrics)
+
+
+def describe(run: LoadedRun) -> str:
+    """The run's summary for the page (Markdown): its settings, source and metrics."""
+    c = run.config
+    lines = [
+        f"**{run.run_dir.name}**: `{c.model}` on `{c.dataset}`, "
+        f"width {c.base_filters}, batch {c.batch_size}, {c.epochs} epochs, loss `{c.loss}`, "
+        f"seed {c.seed}" + (f", averaged generator (ema {c.ema})" if c.ema else ""),
+        f"generator loaded from `{run.source}`",
+    ]
+    scores = (run.metrics or {}).get("generated")
+    if scores:
+        lines.append(
+            f"evaluation (n = {run.metrics.get('n')}): Fréchet distance "
+            f"{scores['frechet_distance']:.2f}, classifier score "
+            f"{scores['classifier_score']:.2f}, classes covered {scores['digits_covered']}"
+        )
+    else:
+        lines.append(f"not evaluated yet (`gan-mnist evaluate {run.run_dir}` adds metrics)")
+    return "\n\n".join(lines)
+
+
+def new_batch(
+    run: LoadedRun, seed: int, label: int | None = None, n: int = GRID_IMAGES
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``n`` new images (and classes) from ``seed``: exactly `gan-mnist sample --n N
+    --seed S [--digit D]` of the same run."""
+    from gan_mnist.sampling import sample
+
+    if label is not None and not run.conditional:
+        raise UserError(f"this run ({run.config.model}) cannot be asked for a class")
+    return sample(run.models, n, int(seed), label=label)
+
+
+def class_rows(run: LoadedRun, seed: int, columns: int = 8) -> np.ndarray:
+    """A conditional run's "every class" grid: 10 rows (classes) x ``columns`` noise
+    vectors drawn from ``seed``, (10 * columns, 28, 28) uint8."""
+    import tensorflow as tf
+
+    if not run.conditional:
+        raise UserError(f"this run ({run.config.model}) has no classes to lay out")
+    noise = tf.random.Generator.from_seed(int(seed)).normal([columns, run.models.noise_dim])
+    latents, labels = run.models.preview_latents(noise)
+    return run.models.to_uint8(run.models.generate(latents, labels))
+
+
+def walk_endpoints(run: LoadedRun, seed: int, walks: int = WALKS) -> np.ndarray:
+    """The two noise vectors of each of ``walks`` walks, (2, walks, noise_dim)."""
+    rng = np.random.default_rng(int(seed))
+    return rng.standard_normal((2, walks, run.models.noise_dim)).astype(np.float32)
+
+
+def noise_walk_frame(
+    run: LoadedRun, seed: int, t: float, label: int | None = None, walks: int = WALKS
+) -> np.ndarray:
+    """The images a fraction ``t`` (0..1) of the way along ``walks`` spherical walks
+    between two noise vectors drawn from ``seed``; conditional runs draw ``label``
+    (default: classes 0, 1, 2, ... one per walk). (walks, 28, 28) uint8."""
+    from gan_mnist.sampling import slerp
+
+    start, end = walk_endpoints(run, seed, walks)
+    noise = slerp(start, end, float(t))
+    labels = None
+    if run.conditional:
+        labels = np.full(walks, label) if label is not None else np.arange(walks) % 10
+    return run.models.to_uint8(run.models.generate(noise, labels))
+
+
+def class_walk_frame(
+    run: LoadedRun, seed: int, t: float, start: int, end: int, walks: int = WALKS
+) -> np.ndarray:
+    """A conditional run at fixed noise, its class input a fraction ``t`` of the way
+    from class ``start`` to class ``end``. (walks, 28, 28) uint8."""
+    if not run.conditional:
+        raise UserError(f"this run ({run.config.model}) has no classes to walk between")
+    noise = walk_endpoints(run, seed, walks)[0]
+    eye = np.eye(10, dtype=np.float32)
+    mixture = (1 - float(t)) * eye[int(start)] + float(t) * eye[int(end)]
+    return run.models.to_uint8(run.models.generate(noise, np.tile(mixture, (walks, 1))))
+
+
+def picture(images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """Images tiled into one uint8 picture, as the page shows it."""
+    return artifacts.image_grid(images, columns, scale=SHOWN_SCALE)
+
+
+def write_downloads(
+    images: np.ndarray, labels: np.ndarray | None, stem: str, folder: Path
+) -> tuple[Path, Path]:
+    """The shown grid as PNG and the samples as `.npz` (the format of `gan-mnist
+    sample`: ``images``, and ``labels`` for conditional runs) in ``folder`` (the
+    app's own temporary folder, never a run folder)."""
+    png, npz = folder / f"{stem}.png", folder / f"{stem}.npz"
+    artifacts.save_grid(images, png)
+    arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
+    with artifacts.atomic_path(npz) as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return png, npz
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port something else listens on, before Gradio starts."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise UserError(
+                f"cannot serve on {host}:{port} ({error.strerror or error}): another "
+                "program uses that port. Pick another with --port, or stop that program."
+            ) from None
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def import_gradio():
+    try:
+        import gradio
+    except ImportError:
+        raise UserError(
+            f"`gan-mnist app` needs Gradio, which is not installed: {INSTALL_HINT}."
+        ) from None
+    return gradio
+
+
+def build_page(run_dirs: list[str | Path]):
+    """The Gradio page for ``run_dirs`` (each loaded once here).
+
+    Raises:
+        UserError: Gradio missing, or a folder without a loadable run.
+    """
+    gr = import_gradio()
+    runs = {}
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        runs[run.name] = run
+    downloads = Path(tempfile.mkdtemp(prefix="gan-mnist-app-"))
+    names = list(runs)
+
+    def friendly(function):
+        """Errors become one message on the page (a Gradio alert), never a traceback."""
+
+        def call(*args):
+            try:
+                return function(*args)
+            except UserError as error:
+                raise gr.Error(str(error)) from None
+            except Exception as error:  # noqa: BLE001 - the page shows a message instead
+                raise gr.Error(f"{type(error).__name__}: {error}") from None
+
+        return call
+
+    def class_choices(name, first="any"):
+        """A class dropdown's choices: "any" and the classes (digits, or "7 Sneaker")."""
+        run = runs[name]
+        if not run.conditional:
+            return gr.update(choices=["any"], value="any", interactive=False)
+        labels = [
+            f"{i}" if run.config.dataset == "mnist" else f"{i} {n}"
+            for i, n in enumerate(run.class_names)
+        ]
+        choices = labels if first is None else [first, *labels]
+        return gr.update(choices=choices, value=choices[0], interactive=True)
+
+    def chosen(value):
+        return None if value in (None, "any") else int(str(value).split()[0])
+
+    def show_batch(name, seed, digit):
+        run = runs[name]
+        label = chosen(digit)
+        images, labels = new_batch(run, seed, label)
+        stem = f"samples_seed{int(seed)}" + ("" if label is None else f"_class{label}")
+        # A folder per request: two requests never write the same file.
+        png, npz = write_downloads(images, labels, stem, Path(tempfile.mkdtemp(dir=downloads)))
+        command = f"gan-mnist sample {run.run_dir} --n {GRID_IMAGES} --seed {int(seed)}"
+        if label is not None:
+            command += f" --digit {label}"
+        rows = class_rows(run, seed) if run.conditional else None
+        return (
+            picture(images, 8),
+            str(png),
+            str(npz),
+            f"the same images: `{command} --out samples.npz`",
+            None if rows is None else picture(rows, 8),
+        )
+
+    def new_seed(name, digit):
+        seed = int(np.random.default_rng().integers(0, 2**31))
+        return (seed, *show_batch(name, seed, digit))
+
+    def show_walk(name, seed, digit, t):
+        return picture(noise_walk_frame(runs[name], seed, t, chosen(digit)), WALKS)
+
+    def show_class_walk(name, seed, start, end, t):
+        run = runs[name]
+        if not run.conditional:
+            return None
+        return picture(class_walk_frame(run, seed, t, chosen(start), chosen(end)), WALKS)
+
+    def pick_run(name):
+        ends = [class_choices(name, first=None) for _ in range(2)]
+        if runs[name].conditional:
+            ends[1]["value"] = ends[1]["choices"][1]  # from class 0 to class 1
+        return describe(runs[name]), class_choices(name), *ends
+
+    def reload(name):
+        runs[name] = load_run(runs[name].run_dir)  # e.g. a newer checkpoint of a running run
+        return describe(runs[name])
+
+    with gr.Blocks(title="gan-mnist") as page:
+        gr.Markdown("# gan-mnist: play with a trained generator")
+        with gr.Row():
+            run_box = gr.Dropdown(names, value=names[0], label="run", interactive=len(names) > 1)
+            reload_button = gr.Button("Reload run", scale=0)
+        summary = gr.Markdown(describe(runs[names[0]]))
+        with gr.Row():
+            seed_box = gr.Number(value=0, precision=0, label="seed", minimum=0)
+            digit_box = gr.Dropdown(label="class", elem_id="digit")
+            batch_button = gr.Button("New batch", variant="primary", elem_id="new-batch")
+        command = gr.Markdown()
+        with gr.Row():
+            grid = gr.Image(label="new digits", elem_id="grid", type="numpy", format="png")
+            rows = gr.Image(label="every class (conditional runs)", type="numpy", format="png")
+        with gr.Row():
+            png_file = gr.File(label="grid (PNG)")
+            npz_file = gr.File(label="samples (.npz, as gan-mnist sample)")
+        gr.Markdown("## Latent walk: from one noise vector to another (spherical)")
+        walk_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position", elem_id="walk")
+        walk = gr.Image(label="walk", elem_id="walk-image", type="numpy", format="png")
+        gr.Markdown("## Class walk (conditional runs): one class into another at fixed noise")
+        with gr.Row():
+            from_box = gr.Dropdown(label="from class")
+            to_box = gr.Dropdown(label="to class")
+        class_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position")
+        class_image = gr.Image(label="class walk", type="numpy", format="png")
+
+        batch_outputs = [grid, png_file, npz_file, command, rows]
+        run_box.change(friendly(pick_run), run_box, [summary, digit_box, from_box, to_box])
+        reload_button.click(friendly(reload), run_box, summary)
+        batch_button.click(friendly(new_seed), [run_box, digit_box], [seed_box, *batch_outputs])
+        seed_box.submit(friendly(show_batch), [run_box, seed_box, digit_box], batch_outputs)
+        digit_box.input(friendly(show_batch), [run_box, seed_box, digit_box], batch_outputs)
+        walk_slider.change(friendly(show_walk), [run_box, seed_box, digit_box, walk_slider], walk)
+        class_slider.change(
+            friendly(show_class_walk),
+            [run_box, seed_box, from_box, to_box, class_slider],
+            class_image,
+        )
+        page.load(friendly(pick_run), run_box, [summary, digit_box, from_box, to_box]).then(
+            friendly(show_batch), [run_box, seed_box, digit_box], batch_outputs
+        ).then(friendly(show_walk), [run_box, seed_box, digit_box, walk_slider], walk).then(
+            friendly(show_class_walk),
+            [run_box, seed_box, from_box, to_box, class_slider],
+            class_image,
+        )
+    return page
+
+
+def launch(run_dirs, host: str = "127.0.0.1", port: int | None = None, **options):
+    """Start the page: `gan-mnist app` in a terminal, or inline in Jupyter/Colab
+    (``launch(["runs/demo"], prevent_thread_lock=True)`` in a cell shows it below the
+    cell). ``port`` None: a free one. ``options`` go to Gradio's ``launch``."""
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+    if not is_loopback(host):
+        print(
+            f"warning: serving on {host}, not only this computer: anyone who can reach "
+            f"this machine's port {port} can use the page."
+        )
+    check_port_free(host, port)
+    page = build_page(list(run_dirs))
+    return page.launch(server_name=host, server_port=port, **options)

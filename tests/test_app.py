@@ -1,0 +1,256 @@
+"""`gan-mnist app`: the functions behind the page, its errors, and the page itself
+driven by a real headless Chromium (Debian's, through Selenium and its chromedriver)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli, smoke_train_args
+
+from gan_mnist import app
+from gan_mnist.errors import UserError
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_npz):
+    """A conditional and an unconditional smoke run, trained once for the module."""
+    root = tmp_path_factory.mktemp("app_runs")
+    made = {}
+    for model in ("cdcgan", "dcgan"):
+        out = root / model
+        args = smoke_train_args(tiny_npz, out, epochs=1, seed=3) + ["--model", model]
+        result = run_cli(*args, "--ema", "0.9")
+        assert result.returncode == 0, result.stderr[-2000:]
+        made[model] = out
+    return made
+
+
+def folder_state(folder: Path) -> dict:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_a_batch_is_exactly_gan_mnist_sample_of_the_same_seed(runs, tmp_path):
+    for model, digit in (("cdcgan", 7), ("dcgan", None)):
+        before = folder_state(runs[model])
+        run = app.load_run(runs[model])
+        images, labels = app.new_batch(run, seed=11, label=digit)
+        args = ["sample", runs[model], "--n", 64, "--seed", 11, "--out", tmp_path / "s.npz"]
+        assert run_cli(*args, *(["--digit", digit] if digit is not None else [])).returncode == 0
+        saved = np.load(tmp_path / "s.npz")
+
+        assert images.dtype == np.uint8 and images.shape == (64, 28, 28)
+        np.testing.assert_array_equal(images, saved["images"])
+        if digit is None:
+            assert labels is None and "labels" not in saved.files
+        else:
+            assert (labels == digit).all()
+            np.testing.assert_array_equal(labels, saved["labels"])
+        png, npz = app.write_downloads(images, labels, "grid", tmp_path)
+        np.testing.assert_array_equal(np.load(npz)["images"], saved["images"])
+        assert png.stat().st_size > 0
+        assert folder_state(runs[model]) == before  # nothing written into the run
+
+
+def test_the_page_uses_the_averaged_generator_of_a_run_that_has_one(runs):
+    run = app.load_run(runs["dcgan"])
+    assert run.config.ema == 0.9
+    from gan_mnist.checkpoints import newest_intact_checkpoint
+    from gan_mnist.models import build_models
+
+    latest, _ = newest_intact_checkpoint(runs["dcgan"])
+    raw = build_models(run.config)
+    import tensorflow as tf
+
+    tf.train.Checkpoint(generator=raw.generator).restore(latest).expect_partial()
+    noise = np.random.default_rng(0).standard_normal((4, 100)).astype("float32")
+    shown = run.models.generate(noise).numpy()
+    assert not np.allclose(shown, raw.generate(noise).numpy())  # not the raw generator
+
+
+def test_walks_start_and_end_at_their_endpoints(runs):
+    cond, plain = app.load_run(runs["cdcgan"]), app.load_run(runs["dcgan"])
+    start, end = app.walk_endpoints(plain, seed=5)
+    for t, noise in ((0.0, start), (1.0, end)):
+        frame = app.noise_walk_frame(plain, seed=5, t=t)
+        np.testing.assert_array_equal(frame, plain.models.to_uint8(plain.models.generate(noise)))
+    middle = app.noise_walk_frame(plain, seed=5, t=0.5)
+    assert middle.shape == (app.WALKS, 28, 28) and middle.dtype == np.uint8
+
+    noise = app.walk_endpoints(cond, seed=5)[0]
+    for t, cls in ((0.0, 2), (1.0, 6)):
+        frame = app.class_walk_frame(cond, seed=5, t=t, start=2, end=6)
+        pure = cond.models.generate(noise, np.full(app.WALKS, cls))
+        np.testing.assert_array_equal(frame, cond.models.to_uint8(pure))
+    with pytest.raises(UserError, match="no classes"):
+        app.class_walk_frame(plain, seed=5, t=0.5, start=0, end=1)
+
+
+def test_every_class_grid_has_one_row_per_class(runs):
+    import tensorflow as tf
+
+    run = app.load_run(runs["cdcgan"])
+    rows = app.class_rows(run, seed=2, columns=8)
+    assert rows.shape == (80, 28, 28) and rows.dtype == np.uint8
+    noise = tf.random.Generator.from_seed(2).normal([8, 100])
+    for c in (0, 4, 9):  # row c: the seed's 8 noise vectors drawn as class c
+        expected = run.models.to_uint8(run.models.generate(noise, np.full(8, c)))
+        np.testing.assert_array_equal(rows[8 * c : 8 * (c + 1)], expected)
+    with pytest.raises(UserError, match="no classes"):
+        app.class_rows(app.load_run(runs["dcgan"]), seed=2)
+
+
+def test_a_trained_conditional_grid_draws_each_row_as_its_digit(real_data_cache, tmp_path):
+    """A cdcgan trained for ~750 steps on the real MNIST: the evaluator reads most of the
+    grid's digits as the class of their row (measured 79%; chance is 10%; a smoke run
+    draws only noise)."""
+    from gan_mnist.evaluator import Evaluator
+
+    out = tmp_path / "cdcgan"
+    args = ["train", "--preset", "demo", "--model", "cdcgan", "--limit", "8000", "--epochs", "3"]
+    args += ["--seed", "1", "--quiet", "--out", str(out)]
+    result = run_cli(*args, env={"GAN_MNIST_CACHE": str(real_data_cache)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = app.load_run(out)
+    rows = app.class_rows(run, seed=0, columns=8)
+    agreement = Evaluator.load().accuracy(rows, np.repeat(np.arange(10), 8))
+    print(f"\nclassifier agrees with the row's class for {agreement:.0%} of the grid")
+    assert agreement >= 0.7, agreement
+
+
+def test_a_folder_without_a_run_and_a_busy_port_are_clear_errors(tmp_path, runs):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("app", tmp_path / "empty", "--port", free_port())
+    assert result.returncode == 2 and "holds no checkpoint" in result.stderr
+    assert run_cli("app", tmp_path / "missing").returncode == 2
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("app", runs["dcgan"], "--port", port)
+    assert result.returncode == 2 and f"127.0.0.1:{port}" in result.stderr
+    assert "Pick another with --port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_gradio_the_app_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now fails
+    with pytest.raises(UserError, match=r"pip install 'gan-mnist\[app\]'"):
+        app.import_gradio()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_page(url: str, server: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.stderr.read()[-2000:]
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the app did not answer on {url} within {seconds} s")
+
+
+def test_the_page_in_a_headless_browser(runs, tmp_path):
+    """Pick a digit, press "New batch", move the slider: each shows a new image."""
+    for program in (CHROMIUM, CHROMEDRIVER):
+        assert os.access(program, os.X_OK), (
+            f"{program} is missing: `make test` installs Debian's chromium and "
+            "chromium-driver (or: sudo apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    started = time.monotonic()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gan_mnist", "app", str(runs["cdcgan"]), str(runs["dcgan"])]
+        + ["--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"},
+    )
+    browser = None
+    try:
+        wait_for_page(url, server)
+        options = Options()
+        options.binary_location = CHROMIUM
+        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+            options.add_argument(flag)
+        options.add_argument("--window-size=1280,2200")
+        browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        browser.set_page_load_timeout(60)
+        browser.get(url)
+        wait = WebDriverWait(browser, 60)
+
+        def image(elem_id: str) -> bytes | None:
+            """The bytes of the picture the page shows in ``elem_id`` (None: none yet)."""
+            found = browser.find_elements(By.CSS_SELECTOR, f"#{elem_id} img")
+            source = found[0].get_attribute("src") if found else None
+            if not source:
+                return None
+            with urllib.request.urlopen(source, timeout=10) as response:
+                return response.read()
+
+        def changed(elem_id: str, before: bytes | None) -> bytes:
+            wait.until(lambda _: image(elem_id) not in (None, before))
+            return image(elem_id)
+
+        grid = changed("grid", None)
+        walk = changed("walk-image", None)
+
+        digit = browser.find_element(By.CSS_SELECTOR, "#digit input")
+        digit.click()
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "ul[role=listbox] li"))
+        option = next(
+            li
+            for li in browser.find_elements(By.CSS_SELECTOR, "ul[role=listbox] li")
+            if li.text.strip() == "3"
+        )
+        option.click()
+        grid = changed("grid", grid)  # digit 3: a new image
+
+        browser.find_element(By.CSS_SELECTOR, "#new-batch").click()
+        grid = changed("grid", grid)  # a new seed: a new image
+
+        slider = browser.find_element(By.CSS_SELECTOR, "#walk input[type=range]")
+        slider.send_keys(*[Keys.ARROW_RIGHT] * 6)
+        changed("walk-image", walk)  # a quarter of the walk: a new image
+
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert "Error" not in text and "Traceback" not in text, text[:2000]
+        shot = tmp_path / "app_screenshot.png"
+        browser.save_screenshot(str(shot))
+        print(f"\nbrowser test: {time.monotonic() - started:.1f} s wall-clock; screenshot {shot}")
+        assert shot.stat().st_size > 10_000
+    finally:
+        if browser is not None:
+            browser.quit()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
