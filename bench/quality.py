@@ -4,7 +4,7 @@ Each configuration trains on the real MNIST (offline path) for exactly the same
 minutes of training on this machine, then `gan-mnist evaluate`'s metrics are
 computed on N generated digits, beside N real training digits (the ceiling).
 
-    python bench/quality.py                     # budgets 5 and 20 minutes (~55 min)
+    python bench/quality.py                     # budgets 5 and 20 minutes (~80 min)
     python bench/quality.py --budgets 1 --n 2000 --presets demo   # a quick look
 
 Prints one Markdown table and writes it to bench/results/quality.md (README quotes it).
@@ -41,10 +41,27 @@ def metric_cells(scores: dict) -> list[str]:
     ]
 
 
+def raw_generator_scores(run_dir: Path, config, evaluator, args, mnist) -> dict | None:
+    """For a run with an averaged generator (--ema): the raw generator's metrics."""
+    if not config.ema:
+        return None
+    import tensorflow as tf
+
+    from gan_mnist.checkpoints import newest_intact_checkpoint
+    from gan_mnist.models import build_models
+    from gan_mnist.sampling import generate_images
+
+    latest, _ = newest_intact_checkpoint(run_dir)
+    models = build_models(config)
+    tf.train.Checkpoint(generator=models.generator).restore(latest).expect_partial()
+    reference, _ = evaluator.predict(mnist.x_test)
+    return evaluator.score(generate_images(models, args.n, args.seed), reference)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[5, 20], metavar="MIN")
-    parser.add_argument("--presets", nargs="+", default=["tutorial", "demo"])
+    parser.add_argument("--presets", nargs="+", default=["tutorial", "demo", "fast"])
     parser.add_argument("--n", type=int, default=10_000, help="digits measured per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -64,15 +81,24 @@ def main() -> None:
                 result = evaluate_run(
                     Path(run_dir), n=args.n, seed=args.seed, data=mnist, evaluator=evaluator
                 )
+                raw = raw_generator_scores(Path(run_dir), config, evaluator, args, mnist)
             images = len(mnist.x_train) if config.limit is None else config.limit
             ceiling = result["real_data_ceiling"]
             epochs = f"{summary.images_trained / images:.1f}"
+            label = LABELS.get(preset, preset)
+            if raw is not None:  # the same run's raw generator, beside its average
+                rows.append(
+                    [f"{budget:g} min", f"{label}, raw generator", epochs]
+                    + metric_cells(raw)
+                    + [f"{wall / 60:.1f}"]
+                )
+                label += f", averaged generator (ema {config.ema})"
             rows.append(
-                [f"{budget:g} min", LABELS.get(preset, preset), epochs]
+                [f"{budget:g} min", label, epochs]
                 + metric_cells(result["generated"])
                 + [f"{wall / 60:.1f}"]
             )
-            print(" | ".join(rows[-1]), flush=True)
+            print("\n".join(" | ".join(row) for row in rows[-1 - (raw is not None) :]), flush=True)
     ceiling_label = f"real MNIST training digits (ceiling, n={args.n})"
     rows.append(["-", ceiling_label, "-"] + metric_cells(ceiling) + ["-"])
     header = [

@@ -35,8 +35,9 @@ resuming:
   (weights, both optimizers' state, the epoch) until --epochs, which is the total:
   `--epochs 20` after a run of 10 trains epochs 11..20. A run killed at any point
   resumes from its last checkpoint; a finished run with the same --epochs does
-  nothing. Changing --model, --dataset, --noise-dim or --base-filters against an
-  existing checkpoint is refused: use a new --out folder.
+  nothing. Changing --model, --dataset, --noise-dim, --base-filters or --ema against
+  an existing checkpoint is refused: use a new --out folder. A checkpoint resumes
+  under any --strategy, and with or without --mixed-precision.
 
 data (--dataset mnist or fashion_mnist, found in this order):
   --data PATH; this project's verified cache ($GAN_MNIST_CACHE or ~/.cache/gan_mnist);

@@ -301,3 +301,44 @@ def test_user_built_networks_are_fingerprinted_and_a_swap_is_refused(tmp_path, t
     assert (resumed.first_epoch, resumed.last_epoch) == (2, 2)
     models, _, source = load_generator(tmp_path)  # from generator.keras, not the family's
     assert source.endswith("generator.keras")
+
+
+def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_samples(tmp_path, tiny):
+    from gan_mnist.data import make_dataset
+    from gan_mnist.training import compile_step, preview_images
+
+    config = smoke(ema=0.9, epochs=1)
+    state = TrainingState(config, tmp_path / "by_hand")
+    run_steps = compile_step(state)
+    batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7))
+    for t in (1, 2, 10):  # t: the generator's step count after the step
+        before = [w.numpy() for w in state.average_generator.weights]
+        run_steps(batches, tf.constant(1 if t < 10 else 8))
+        if t == 10:
+            break
+        decay = min(0.9, (1 + t) / (10 + t))
+        for old, new, avg in zip(
+            before, state.models.generator.weights, state.average_generator.weights, strict=True
+        ):
+            np.testing.assert_allclose(
+                avg.numpy(), decay * old + (1 - decay) * new.numpy(), atol=1e-6
+            )
+    raw, average = state.models.generator.weights[0], state.average_generator.weights[0]
+    assert not np.allclose(raw.numpy(), average.numpy())  # 10 steps in: they differ
+    noise, _ = state.models.preview_latents(state.fixed_noise)
+    shown = state.models.to_uint8(state.average_generator(noise, training=False))
+    np.testing.assert_array_equal(preview_images(state), shown)
+
+    # A run: the checkpoint keeps the average, and sampling and generator.keras use it.
+    train(config, tmp_path / "run", data=tiny, quiet=True)
+    restored = TrainingState(config, tmp_path / "run")
+    restored.restore()
+    models, _, _ = load_generator(tmp_path / "run")
+    for mine, loaded in zip(
+        restored.average_generator.weights, models.generator.weights, strict=True
+    ):
+        np.testing.assert_array_equal(mine.numpy(), loaded.numpy())
+    saved, _, _ = load_generator_file(tmp_path / "run" / "generator.keras")
+    np.testing.assert_array_equal(
+        generate_images(saved, 8, seed=1), generate_images(models, 8, seed=1)
+    )
