@@ -59,8 +59,7 @@ class TrainingState:
         self.manager = self._manager()
 
     def _build(self, config: TrainConfig, models: GanModels | None, runtime) -> None:
-        mixed = runtime.mixed_precision
-        with _dtype_policy("mixed_float16" if mixed else None):
+        with _dtype_policy(runtime.mixed_precision):
             self.models = models or build_models(config)
             if runtime.replicas > 1 and config.sync_batchnorm == "on":
                 synchronize_batchnorm(self.models)
@@ -70,10 +69,12 @@ class TrainingState:
             keras.optimizers.Adam(lr, beta_1=config.beta_1)
             for lr in (config.gen_lr, config.disc_lr)
         ]
-        # Mixed precision: Keras 3's dynamic loss scaling around each Adam. The
-        # checkpoint holds the Adams themselves, so a run can resume either way.
+        # float16: Keras 3's dynamic loss scaling around each Adam (bfloat16 has
+        # float32's range and needs none). The checkpoint holds the Adams themselves,
+        # so a run can resume with any precision.
+        scaled = runtime.mixed_precision == "mixed_float16"
         self.generator_optimizer, self.discriminator_optimizer = (
-            keras.optimizers.LossScaleOptimizer(adam) if mixed else adam for adam in adams
+            keras.optimizers.LossScaleOptimizer(adam) if scaled else adam for adam in adams
         )
         # Create the optimizers' slot variables now, so a restore fills them in
         # directly instead of deferring until the first training step.

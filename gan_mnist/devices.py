@@ -30,6 +30,7 @@ from gan_mnist.errors import UserError
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
 LEVER_CHOICES = ("auto", "on", "off")
+PRECISION_CHOICES = ("auto", "off", "float16", "bfloat16")
 CPU_DEVICES_ENV = "GAN_MNIST_CPU_DEVICES"
 # Steps per compiled call with an accelerator: one host round trip per 16 steps.
 ACCELERATOR_STEPS_PER_CALL = 16
@@ -45,7 +46,7 @@ class Runtime:
     name: str  # one, mirrored, multiworker or tpu (never auto)
     accelerator: str  # cpu, gpu or tpu
     jit_compile: bool
-    mixed_precision: bool
+    mixed_precision: str | None  # a Keras dtype policy (mixed_float16, mixed_bfloat16) or None
     steps_per_call: int
     is_chief: bool = True  # multiworker: only the chief writes the run's files
 
@@ -61,7 +62,7 @@ class Runtime:
         on = {True: "on", False: "off"}
         return (
             f"devices: {self.name} strategy, {self.replicas} replica(s) on {self.accelerator}; "
-            f"XLA {on[self.jit_compile]}, mixed precision {on[self.mixed_precision]}, "
+            f"XLA {on[self.jit_compile]}, mixed precision {self.mixed_precision or 'off'}, "
             f"{self.steps_per_call} step(s) per call"
         )
 
@@ -88,12 +89,18 @@ def runtime(config) -> Runtime:
         name=name,
         accelerator=accelerator,
         jit_compile=lever(config.jit_compile, fast),
-        # float16 pays off on GPUs with tensor cores; TPUs prefer bfloat16, and on a
-        # CPU it was slower, so auto turns it on for GPUs only.
-        mixed_precision=lever(config.mixed_precision, accelerator == "gpu"),
+        mixed_precision=precision(config.mixed_precision, accelerator),
         steps_per_call=config.steps_per_call or (ACCELERATOR_STEPS_PER_CALL if fast else 1),
         is_chief=is_chief(strategy) if name == "multiworker" else True,
     )
+
+
+def precision(choice: str, accelerator: str) -> str | None:
+    """The Keras dtype policy for ``--mixed-precision``: float16 pays off on GPUs with
+    tensor cores and TPUs compute in bfloat16; on a CPU auto keeps float32."""
+    if choice == "auto":
+        choice = {"gpu": "float16", "tpu": "bfloat16"}.get(accelerator, "off")
+    return None if choice == "off" else f"mixed_{choice}"
 
 
 def distribute(place: Runtime, dataset):

@@ -42,6 +42,10 @@ def test_flags_override_presets_and_none_means_not_given():
 @pytest.mark.parametrize(
     "overrides, message",
     [
+        ({"ema": 1.0}, "--ema must be in [0, 1)"),
+        ({"steps_per_call": -1}, "--steps-per-call must be 0"),
+        ({"strategy": "horovod"}, "--strategy must be one of auto, one, mirrored"),
+        ({"mixed_precision": "yes"}, "--mixed-precision must be one of auto, off, float16"),
         ({"epochs": 0}, "--epochs must be a positive"),
         ({"batch_size": -5}, "--batch-size must be a positive"),
         ({"limit": 0}, "--limit must be a positive"),
@@ -60,8 +64,8 @@ def test_impossible_values_are_refused_with_the_flag_name(overrides, message):
 
 
 def test_unknown_preset_is_a_user_error():
-    with pytest.raises(UserError, match="unknown preset 'fast'"):
-        make_config("fast")
+    with pytest.raises(UserError, match="unknown preset 'quick'"):
+        make_config("quick")
 
 
 def test_config_json_round_trip(tmp_path):

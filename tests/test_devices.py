@@ -37,8 +37,13 @@ def test_auto_keeps_every_lever_off_on_a_cpu():
 
 @pytest.mark.parametrize(
     "lever",
-    [{"jit_compile": "on"}, {"mixed_precision": "on"}, {"steps_per_call": 3}],
-    ids=["xla", "mixed_float16", "3_steps_per_call"],
+    [
+        {"jit_compile": "on"},
+        {"mixed_precision": "float16"},
+        {"mixed_precision": "bfloat16"},
+        {"steps_per_call": 3},
+    ],
+    ids=["xla", "mixed_float16", "mixed_bfloat16", "3_steps_per_call"],
 )
 def test_each_lever_trains_a_finite_smoke_epoch_with_a_restorable_checkpoint(
     tmp_path, tiny_npz, lever
@@ -52,7 +57,8 @@ def test_each_lever_trains_a_finite_smoke_epoch_with_a_restorable_checkpoint(
     assert np.isfinite([float(row["d_loss"]), float(row["g_loss"])]).all()
     place = runtime(config)
     assert place.jit_compile == (lever.get("jit_compile") == "on")
-    assert place.mixed_precision == (lever.get("mixed_precision") == "on")
+    wanted = lever.get("mixed_precision")
+    assert place.mixed_precision == (f"mixed_{wanted}" if wanted else None)
     # The checkpoint restores, with the lever and without it (a run may move machines).
     for settings in (config, make_config("smoke", epochs=1, seed=5)):
         state = TrainingState(settings, tmp_path)

@@ -313,7 +313,7 @@ def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_sampl
     batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7))
     for t in (1, 2, 10):  # t: the generator's step count after the step
         before = [w.numpy() for w in state.average_generator.weights]
-        run_steps(batches, tf.constant(1 if t < 10 else 8))
+        run_steps(batches, 1 if t < 10 else 8)
         if t == 10:
             break
         decay = min(0.9, (1 + t) / (10 + t))
