@@ -18,6 +18,8 @@ import platform
 import time
 from pathlib import Path
 
+from quality import metric_cells  # bench/quality.py, beside this script
+
 import gan_mnist  # noqa: F401  (quiets TensorFlow's start-up logs before it loads)
 from gan_mnist.config import make_config
 from gan_mnist.data import load_mnist
@@ -54,18 +56,7 @@ def main() -> None:
         train(config, args.out, data=mnist, quiet=True)
         minutes = sum(row["seconds"] for row in read_history(args.out / "history.csv", epoch))
         result = evaluate_run(args.out, n=args.n, seed=args.seed, data=mnist, evaluator=evaluator)
-        scores = result["generated"]
-        rows.append(
-            [
-                str(epoch),
-                f"{minutes / 60:.1f}",
-                f"{scores['frechet_distance']:.2f}",
-                f"{scores['classifier_score']:.2f}",
-                str(scores["digits_covered"]),
-                f"{scores['precision']:.3f}",
-                f"{scores['recall']:.3f}",
-            ]
-        )
+        rows.append([str(epoch), f"{minutes / 60:.1f}", *metric_cells(result["generated"])])
         print(" | ".join(rows[-1]), flush=True)
         table = "\n".join(
             ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
