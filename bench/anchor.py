@@ -54,7 +54,7 @@ def main() -> None:
     for epoch in range(args.every, args.epochs + 1, args.every):
         config = make_config("tutorial", epochs=epoch, seed=args.seed, checkpoint_every=1)
         train(config, args.out, data=mnist, quiet=True)
-        minutes = sum(row["seconds"] for row in read_history(args.out / "history.csv", epoch))
+        minutes = sum(float(r["seconds"]) for r in read_history(args.out / "history.csv", epoch))
         result = evaluate_run(args.out, n=args.n, seed=args.seed, data=mnist, evaluator=evaluator)
         rows.append([str(epoch), f"{minutes / 60:.1f}", *metric_cells(result["generated"])])
         print(" | ".join(rows[-1]), flush=True)
