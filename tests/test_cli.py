@@ -14,7 +14,7 @@ def test_help_is_the_manual():
     result = run_cli("train", "--help")
     assert result.returncode == 0
     for text in (
-        "--preset {tutorial,demo,smoke}",
+        "--preset {tutorial,demo,fast,smoke}",
         "--model {dcgan,cdcgan,mlp}",
         "--dataset {mnist,fashion_mnist}",
         "--loss {nonsaturating,hinge,least_squares}",
@@ -39,7 +39,7 @@ def test_help_is_the_manual():
     [
         (["train", "--epochs", "0"], "--epochs must be a positive whole number"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
-        (["train", "--preset", "fast"], "invalid choice: 'fast'"),
+        (["train", "--preset", "quick"], "invalid choice: 'quick'"),
         (["train", "--epochs", "two"], "invalid int value: 'two'"),
         (["sample", "nowhere", "--out", "s.npz"], "nowhere is not a folder"),
         (["sample", ".", "--n", "0", "--out", "s.npz"], "--n must be a positive"),
