@@ -198,22 +198,18 @@ def import_gradio():
     return gradio
 
 
-def build_page(run_dirs: list[str | Path]):
-    """The Gradio page for ``run_dirs`` (each loaded once here).
+class Callbacks:
+    """What the page's controls call: one method per event, on the loaded runs.
 
-    Raises:
-        UserError: Gradio missing, or a folder without a loadable run.
+    Each returns the new values of the outputs it is wired to in `build_page`.
     """
-    gr = import_gradio()
-    runs = {}
-    for run_dir in run_dirs:
-        run = load_run(run_dir)
-        runs[run.name] = run
-    downloads = Path(tempfile.mkdtemp(prefix="gan-mnist-app-"))
-    names = list(runs)
 
-    def friendly(function):
+    def __init__(self, gr, runs: dict[str, LoadedRun], downloads: Path):
+        self.gr, self.runs, self.downloads = gr, runs, downloads
+
+    def friendly(self, function):
         """Errors become one message on the page (a Gradio alert), never a traceback."""
+        gr = self.gr
 
         def call(*args):
             try:
@@ -225,28 +221,30 @@ def build_page(run_dirs: list[str | Path]):
 
         return call
 
-    def class_choices(name, first="any"):
+    def class_choices(self, name, first="any"):
         """A class dropdown's choices: "any" and the classes (digits, or "7 Sneaker")."""
-        run = runs[name]
+        run = self.runs[name]
         if not run.conditional:
-            return gr.update(choices=["any"], value="any", interactive=False)
+            return self.gr.update(choices=["any"], value="any", interactive=False)
         labels = [
             f"{i}" if run.config.dataset == "mnist" else f"{i} {n}"
             for i, n in enumerate(run.class_names)
         ]
         choices = labels if first is None else [first, *labels]
-        return gr.update(choices=choices, value=choices[0], interactive=True)
+        return self.gr.update(choices=choices, value=choices[0], interactive=True)
 
+    @staticmethod
     def chosen(value):
         return None if value in (None, "any") else int(str(value).split()[0])
 
-    def show_batch(name, seed, digit):
-        run = runs[name]
-        label = chosen(digit)
+    def show_batch(self, name, seed, digit):
+        run = self.runs[name]
+        label = self.chosen(digit)
         images, labels = new_batch(run, seed, label)
         stem = f"samples_seed{int(seed)}" + ("" if label is None else f"_class{label}")
         # A folder per request: two requests never write the same file.
-        png, npz = write_downloads(images, labels, stem, Path(tempfile.mkdtemp(dir=downloads)))
+        folder = Path(tempfile.mkdtemp(dir=self.downloads))
+        png, npz = write_downloads(images, labels, stem, folder)
         command = f"gan-mnist sample {run.run_dir} --n {GRID_IMAGES} --seed {int(seed)}"
         if label is not None:
             command += f" --digit {label}"
@@ -259,28 +257,47 @@ def build_page(run_dirs: list[str | Path]):
             None if rows is None else picture(rows, 8),
         )
 
-    def new_seed(name, digit):
+    def new_seed(self, name, digit):
         seed = int(np.random.default_rng().integers(0, 2**31))
-        return (seed, *show_batch(name, seed, digit))
+        return (seed, *self.show_batch(name, seed, digit))
 
-    def show_walk(name, seed, digit, t):
-        return picture(noise_walk_frame(runs[name], seed, t, chosen(digit)), WALKS)
+    def show_walk(self, name, seed, digit, t):
+        return picture(noise_walk_frame(self.runs[name], seed, t, self.chosen(digit)), WALKS)
 
-    def show_class_walk(name, seed, start, end, t):
-        run = runs[name]
+    def show_class_walk(self, name, seed, start, end, t):
+        run = self.runs[name]
         if not run.conditional:
             return None
-        return picture(class_walk_frame(run, seed, t, chosen(start), chosen(end)), WALKS)
+        frame = class_walk_frame(run, seed, t, self.chosen(start), self.chosen(end))
+        return picture(frame, WALKS)
 
-    def pick_run(name):
-        ends = [class_choices(name, first=None) for _ in range(2)]
-        if runs[name].conditional:
+    def pick_run(self, name):
+        ends = [self.class_choices(name, first=None) for _ in range(2)]
+        if self.runs[name].conditional:
             ends[1]["value"] = ends[1]["choices"][1]  # from class 0 to class 1
-        return describe(runs[name]), class_choices(name), *ends
+        return describe(self.runs[name]), self.class_choices(name), *ends
 
-    def reload(name):
-        runs[name] = load_run(runs[name].run_dir)  # e.g. a newer checkpoint of a running run
-        return describe(runs[name])
+    def reload(self, name):
+        # e.g. a newer checkpoint of a run that is still training
+        self.runs[name] = load_run(self.runs[name].run_dir)
+        return describe(self.runs[name])
+
+
+def build_page(run_dirs: list[str | Path]):
+    """The Gradio page for ``run_dirs`` (each loaded once here): its layout, and which
+    `Callbacks` method each control calls.
+
+    Raises:
+        UserError: Gradio missing, or a folder without a loadable run.
+    """
+    gr = import_gradio()
+    runs = {}
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        runs[run.name] = run
+    names = list(runs)
+    calls = Callbacks(gr, runs, Path(tempfile.mkdtemp(prefix="gan-mnist-app-")))
+    on = calls.friendly
 
     with gr.Blocks(title="gan-mnist") as page:
         gr.Markdown("# gan-mnist: play with a trained generator")
@@ -310,23 +327,22 @@ def build_page(run_dirs: list[str | Path]):
         class_image = gr.Image(label="class walk", type="numpy", format="png")
 
         batch_outputs = [grid, png_file, npz_file, command, rows]
-        run_box.change(friendly(pick_run), run_box, [summary, digit_box, from_box, to_box])
-        reload_button.click(friendly(reload), run_box, summary)
-        batch_button.click(friendly(new_seed), [run_box, digit_box], [seed_box, *batch_outputs])
-        seed_box.submit(friendly(show_batch), [run_box, seed_box, digit_box], batch_outputs)
-        digit_box.input(friendly(show_batch), [run_box, seed_box, digit_box], batch_outputs)
-        walk_slider.change(friendly(show_walk), [run_box, seed_box, digit_box, walk_slider], walk)
-        class_slider.change(
-            friendly(show_class_walk),
-            [run_box, seed_box, from_box, to_box, class_slider],
-            class_image,
-        )
-        page.load(friendly(pick_run), run_box, [summary, digit_box, from_box, to_box]).then(
-            friendly(show_batch), [run_box, seed_box, digit_box], batch_outputs
-        ).then(friendly(show_walk), [run_box, seed_box, digit_box, walk_slider], walk).then(
-            friendly(show_class_walk),
-            [run_box, seed_box, from_box, to_box, class_slider],
-            class_image,
+        run_choice = [summary, digit_box, from_box, to_box]
+        batch_inputs = [run_box, seed_box, digit_box]
+        walk_inputs = [run_box, seed_box, digit_box, walk_slider]
+        class_walk_inputs = [run_box, seed_box, from_box, to_box, class_slider]
+        run_box.change(on(calls.pick_run), run_box, run_choice)
+        reload_button.click(on(calls.reload), run_box, summary)
+        batch_button.click(on(calls.new_seed), [run_box, digit_box], [seed_box, *batch_outputs])
+        seed_box.submit(on(calls.show_batch), batch_inputs, batch_outputs)
+        digit_box.input(on(calls.show_batch), batch_inputs, batch_outputs)
+        walk_slider.change(on(calls.show_walk), walk_inputs, walk)
+        class_slider.change(on(calls.show_class_walk), class_walk_inputs, class_image)
+        # The first view: the run's classes, a batch and both walks at position 0.
+        page.load(on(calls.pick_run), run_box, run_choice).then(
+            on(calls.show_batch), batch_inputs, batch_outputs
+        ).then(on(calls.show_walk), walk_inputs, walk).then(
+            on(calls.show_class_walk), class_walk_inputs, class_image
         )
     return page
 
