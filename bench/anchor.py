@@ -50,11 +50,21 @@ def main() -> None:
 
     mnist = load_mnist()
     evaluator = Evaluator.load()
+    measured = measured_rows(args.results)
     rows = []
     for epoch in range(args.every, args.epochs + 1, args.every):
+        history = args.out / "history.csv"
+        trained = len(read_history(history, args.epochs)) if history.exists() else 0
+        if trained > epoch:  # a resumed anchor run: this epoch's checkpoint is gone
+            if str(epoch) in measured:
+                rows.append(measured[str(epoch)])
+            else:
+                print(f"epoch {epoch}: the run is already at epoch {trained}; not measured")
+            continue
         config = make_config("tutorial", epochs=epoch, seed=args.seed, checkpoint_every=1)
-        train(config, args.out, data=mnist, quiet=True)
-        minutes = sum(float(r["seconds"]) for r in read_history(args.out / "history.csv", epoch))
+        if train(config, args.out, data=mnist, quiet=True).last_epoch < epoch:
+            raise SystemExit(f"stopped before epoch {epoch}: run the same command to go on")
+        minutes = sum(float(r["seconds"]) for r in read_history(history, epoch))
         result = evaluate_run(args.out, n=args.n, seed=args.seed, data=mnist, evaluator=evaluator)
         rows.append([str(epoch), f"{minutes / 60:.1f}", *metric_cells(result["generated"])])
         print(" | ".join(rows[-1]), flush=True)
@@ -70,6 +80,18 @@ def main() -> None:
             f"Training minutes exclude evaluation; the CPU alternates between full speed "
             f"and half speed, so they are about.\n\n{table}\n"
         )
+
+
+def measured_rows(results: Path) -> dict[str, list[str]]:
+    """The rows of an earlier results table, by epoch (a resumed anchor keeps them)."""
+    if not results.exists():
+        return {}
+    rows = {}
+    for line in results.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == len(HEADER) and cells[0].isdigit():
+            rows[cells[0]] = cells
+    return rows
 
 
 if __name__ == "__main__":
