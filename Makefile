@@ -11,7 +11,7 @@ SHELL  := /bin/bash
 # Drops one machine-specific pip warning (about local mirror folders) and nothing else.
 QUIET_PIP := sed '/^WARNING: Location .* is ignored/d'
 
-.PHONY: demo test lint format system-deps clean
+.PHONY: demo test pictures lint format system-deps clean
 
 ## demo: train the `demo` preset on real MNIST into runs/demo (~5 min on 2 CPU cores)
 demo: $(VENV)/.installed system-deps
@@ -22,6 +22,21 @@ test: $(VENV)/.dev-installed system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(ARGS)
+
+## pictures: retrain the committed pictures (the README's animation, DCGAN_Images/,
+## losses.png, real_data.png) in runs/pictures from today's code, and draw the
+## tutorial's full-width networks as Generator_Model.png / Discriminator_Model.png
+PICTURES := runs/pictures
+pictures: $(VENV)/.installed system-deps
+	rm -rf $(PICTURES)
+	$(BIN)/gan-mnist train --preset demo --seed 1 --out $(PICTURES) --quiet
+	rm -f DCGAN_Images/image_at_epoch_*.png
+	cp $(PICTURES)/DCGAN_Images/image_at_epoch_*.png DCGAN_Images/
+	cp $(PICTURES)/dcgan_animation.gif $(PICTURES)/dcgan_animation.png \
+	   $(PICTURES)/losses.png $(PICTURES)/real_data.png .
+	$(BIN)/python -c "from gan_mnist.artifacts import plot_model_diagrams; \
+	  from gan_mnist.models.dcgan import build_generator as g, build_discriminator as d; \
+	  plot_model_diagrams({'Generator_Model': g(), 'Discriminator_Model': d()}, '.')"
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .

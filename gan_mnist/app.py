@@ -347,10 +347,16 @@ def build_page(run_dirs: list[str | Path]):
     return page
 
 
-def launch(run_dirs, host: str = "127.0.0.1", port: int | None = None, **options):
+def launch(
+    run_dirs, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **options
+):
     """Start the page: `gan-mnist app` in a terminal, or inline in Jupyter/Colab
     (``launch(["runs/demo"], prevent_thread_lock=True)`` in a cell shows it below the
-    cell). ``port`` None: a free one. ``options`` go to Gradio's ``launch``."""
+    cell). ``port`` None: a free one. ``options`` go to Gradio's ``launch``.
+
+    Private unless ``share=True``: Gradio by itself turns on a public *.gradio.live
+    link in Colab and other hosted notebooks; with ``share=False`` Colab shows the
+    page through its own proxy, to this notebook's user only."""
     if port is None:
         with socket.socket() as probe:
             probe.bind((host, 0))
@@ -362,4 +368,6 @@ def launch(run_dirs, host: str = "127.0.0.1", port: int | None = None, **options
         )
     check_port_free(host, port)
     page = build_page(list(run_dirs))
-    return page.launch(server_name=host, server_port=port, **options)
+    if share:
+        print("warning: share=True: the page also gets a public link that anyone can open.")
+    return page.launch(server_name=host, server_port=port, share=share, **options)

@@ -10,7 +10,15 @@ import sys
 import typing
 from pathlib import Path
 
-from gan_mnist.config import FAMILY_DEFAULTS, FAMILY_PRESETS, PRESETS, TrainConfig, make_config
+from gan_mnist import quiet
+from gan_mnist.config import (
+    FAMILY_DEFAULTS,
+    FAMILY_PRESETS,
+    PRESETS,
+    PROGRESS_MODES,
+    TrainConfig,
+    make_config,
+)
 from gan_mnist.data import DATASETS
 from gan_mnist.errors import UserError, check_run_dir
 
@@ -110,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--debug", action="store_true", help="show Python's traceback when a command fails"
+        "--debug",
+        action="store_true",
+        help="show Python's traceback when a command fails, and TensorFlow's own log",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_command(commands)
@@ -154,7 +164,14 @@ def _add_train_command(commands) -> None:
         help="named settings to start from (default: tutorial)",
     )
     train.add_argument(
-        "--quiet", action="store_true", help="no progress bar, one line per epoch (for log files)"
+        "--progress",
+        choices=PROGRESS_MODES,
+        help="bar: a live progress bar (the default in a terminal); lines: one line per "
+        "epoch and at most one every 30 s within an epoch (the default when the output "
+        "goes to a file or a pipe); none: the epoch lines only",
+    )
+    train.add_argument(
+        "--quiet", action="store_true", help="the same as --progress lines (for log files)"
     )
     train.add_argument(
         "--max-minutes",
@@ -318,7 +335,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     from gan_mnist.training import train
 
     try:
-        return train(config, args.out, quiet=args.quiet, max_minutes=args.max_minutes).exit_status
+        return train(
+            config,
+            args.out,
+            quiet=args.quiet,
+            progress=args.progress,
+            max_minutes=args.max_minutes,
+        ).exit_status
     except OSError as error:  # a full disk, a folder made read-only mid-run
         raise UserError(
             f"cannot write {error.filename or args.out}: {error.strerror or error}. Free "
@@ -517,6 +540,8 @@ def cmd_train_evaluator(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.debug:
+        quiet.uninstall(everything=True)  # TensorFlow's own log too
     try:
         commands = {
             "train": cmd_train,
@@ -530,11 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"gan-mnist {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted. Run the same command again to resume from the last checkpoint.",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as interrupt:
+        if not hasattr(interrupt, "summary"):  # train's own Interrupted has said where
+            print("\ninterrupted.", file=sys.stderr)
         return 130
     except Exception as error:  # a bug or an unforeseen failure: one paragraph, not a trace
         if args.debug:

@@ -207,8 +207,12 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# How `train` shows progress (--progress): a live bar, log lines, or the epoch lines only.
+PROGRESS_MODES = ("bar", "lines", "none")
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # The TensorFlow DCGAN tutorial that the seed projects copy: 142 s/epoch on 2 CPU cores.
+    # The TensorFlow DCGAN tutorial that the seed projects copy: 107 s an epoch on 2 CPU
+    # cores in their fast state, 147 s throttled.
     "tutorial": dict(checkpoint_every=15),
     # The README's main command: clear digits on a 2-core CPU in about 5 minutes.
     # Half the width, 4x cheaper per image, and small batches: ~7,500 quick steps in

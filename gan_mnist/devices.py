@@ -59,12 +59,31 @@ class Runtime:
         return self.name != "one"
 
     def describe(self) -> str:
+        """The devices and, in plain words, each speed-up that is on (printed before
+        training, so a GPU user knows what `auto` chose)."""
         on = {True: "on", False: "off"}
-        return (
+        line = (
             f"devices: {self.name} strategy, {self.replicas} replica(s) on {self.accelerator}; "
             f"XLA {on[self.jit_compile]}, mixed precision {self.mixed_precision or 'off'}, "
             f"{self.steps_per_call} step(s) per call"
         )
+        levers = []
+        if self.jit_compile:
+            levers.append("XLA compiles each training step into fused kernels (--jit-compile)")
+        if self.mixed_precision:
+            kind = self.mixed_precision.removeprefix("mixed_")
+            levers.append(
+                f"the networks compute in {kind} and keep their weights, logits and losses "
+                "in float32 (--mixed-precision)"
+            )
+        if self.steps_per_call > 1:
+            levers.append(
+                f"{self.steps_per_call} steps run per compiled call, with fewer round trips "
+                "to Python (--steps-per-call)"
+            )
+        if levers:
+            line += ". Speed-ups on: " + "; ".join(levers) + " (the flag forces each one)."
+        return line
 
 
 def runtime(config) -> Runtime:

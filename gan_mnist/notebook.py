@@ -1,47 +1,35 @@
-"""Small helpers for GAN_MNIST_Notebook.ipynb: show real source, preview epochs live.
-
-They live in the package so the notebook defines nothing of its own and cannot
-drift from the code it teaches.
-"""
+"""Helpers for Part 2 of GAN_MNIST_Notebook.ipynb: run folders named from their
+settings, animated GIFs and wide PNGs shown inline, and a live preview per epoch."""
 
 from __future__ import annotations
 
-import inspect
-import sys
+import hashlib
+import json
 from pathlib import Path
 
-
-def show_source(obj) -> object:
-    """The real source of a function or class, syntax-highlighted for the notebook."""
-    from IPython.display import Code
-
-    return Code(inspect.getsource(obj), language="python")
-
-
-def in_colab() -> bool:
-    """True in Google Colab (its `google.colab` module is importable)."""
-    import importlib.util
-
-    return "google.colab" in sys.modules or importlib.util.find_spec("google.colab") is not None
+# Settings that say how long or where a run trains, not which run it is.
+RUN_LENGTH_SETTINGS = {
+    "epochs", "checkpoint_every", "checkpoint_minutes", "save_generator_every", "eval_every",
+    "eval_samples", "strategy", "jit_compile", "mixed_precision", "steps_per_call", "data",
+}  # fmt: skip
 
 
-def has_gpu() -> bool:
-    import tensorflow as tf
+def run_folder(config, root: str | Path = "runs", models=None) -> Path:
+    """An output folder named from the settings that define a run (and the fingerprint
+    of ``models``, networks built outside the package), so that changing any of them
+    trains a new run instead of resuming (or refusing) the old one; a longer
+    ``epochs`` continues the same run."""
+    from dataclasses import asdict
 
-    return bool(tf.config.list_physical_devices("GPU"))
+    from gan_mnist.models.base import fingerprint
 
-
-def default_preset() -> str:
-    """`tutorial` (the classic settings, ~1 h) with a GPU, `demo` (minutes) without."""
-    return "tutorial" if has_gpu() else "demo"
-
-
-def run_folder(config, root: str | Path = "runs") -> Path:
-    """An output folder named from the settings that define a run, so that changing a
-    setting trains a new run instead of resuming (or refusing) the old one."""
+    defining = {k: v for k, v in asdict(config).items() if k not in RUN_LENGTH_SETTINGS}
+    if models is not None:
+        defining["architecture"] = fingerprint(models)
+    digest = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:8]
     name = (
         f"{config.model}-{config.dataset}-f{config.base_filters}-b{config.batch_size}"
-        f"-lr{config.gen_lr:g}-{config.disc_lr:g}-{config.loss}-seed{config.seed}"
+        f"-seed{config.seed}-{digest}"
     )
     return Path(root) / name
 
@@ -61,22 +49,6 @@ def show_image(path: str | Path, width: int | None = None) -> object:
     from IPython.display import Image
 
     return Image(filename=str(path), width=width)
-
-
-def describe_devices() -> str:
-    """One paragraph on what TensorFlow will train on, with the fix for a CPU Colab."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return f"Training on GPU: {', '.join(g.name for g in gpus)}."
-    text = "No GPU found: training runs on the CPU (fine for the `smoke` and `demo` presets)."
-    if in_colab():
-        text += (
-            " In Colab, switch with Runtime > Change runtime type > Hardware accelerator: "
-            "GPU, then run the notebook again from the top."
-        )
-    return text
 
 
 class LivePreview:

@@ -12,6 +12,7 @@ import csv
 import io
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from gan_mnist.checkpoints import (
     adam_of,
     check_resumable,
 )
-from gan_mnist.config import TrainConfig
+from gan_mnist.config import PROGRESS_MODES, TrainConfig
 from gan_mnist.data import ImageData, load_dataset, make_dataset
 from gan_mnist.devices import distribute, runtime
 from gan_mnist.errors import UserError
@@ -78,13 +79,15 @@ def train(
     data: ImageData | None = None,
     models: GanModels | None = None,
     quiet: bool = False,
+    progress: str | None = None,
     on_epoch_end: EpochCallback | None = None,
     max_minutes: float | None = None,
 ) -> RunSummary:
     """Train (or resume) a GAN in ``out_dir`` until ``config.epochs``, writing every artifact.
 
     Ctrl-C (SIGINT) or SIGTERM stop it after the current step with a checkpoint of
-    the partial epoch; a second one stops it at once.
+    the partial epoch; a second one stops it at once. After SIGINT it then raises
+    `Interrupted` (a KeyboardInterrupt), so a notebook's "Run all" stops too.
 
     Args:
         config: the run's settings (see `gan_mnist.config`).
@@ -94,7 +97,10 @@ def train(
         models: networks built outside the package (a `GanModels` of the config's
             family); by default the family's own. Their fingerprint is saved with the
             run, so resuming it with other networks is refused.
-        quiet: no progress bar, only one line per epoch (for log files).
+        quiet: the same as ``progress="lines"``.
+        progress: "bar" (a live progress bar), "lines" (one line per epoch and at most
+            one every 30 seconds within an epoch, for log files) or "none" (the epoch
+            lines only); by default "bar" in a terminal or a notebook, else "lines".
         on_epoch_end: called after each epoch's artifacts are written.
         max_minutes: stop training after this many minutes, checkpointed mid-epoch;
             for equal-time comparisons and short sessions. Rerunning continues there.
@@ -103,6 +109,7 @@ def train(
         A `RunSummary`.
 
     Raises:
+        Interrupted: SIGINT arrived; the partial epoch was checkpointed first.
         UserError: bad settings or data, or another process writing to ``out_dir``.
         TrainingDiverged: a loss became NaN/Inf; the last good checkpoint is kept.
     """
@@ -111,7 +118,7 @@ def train(
         config = replace(config, architecture=fingerprint(models))
     place = runtime(config)  # first: the strategy must exist before other TF work
     print(place.describe())
-    args = (data, models, quiet, on_epoch_end, max_minutes, place)
+    args = (data, models, progress_mode(quiet, progress), on_epoch_end, max_minutes, place)
     try:
         if not place.is_chief:
             # A multi-worker run's other workers train in step with the chief but
@@ -137,7 +144,7 @@ def train(
 
 
 def _train_locked(
-    config, out_dir, data, models, quiet, on_epoch_end, max_minutes, place, restore_dir=None
+    config, out_dir, data, models, progress, on_epoch_end, max_minutes, place, restore_dir=None
 ):
     """`train` once it holds the folder's lock (or, a non-chief worker, its scratch)."""
     previous = check_resumable(config, restore_dir or out_dir)
@@ -177,15 +184,27 @@ def _train_locked(
     _remove_epoch_images_after(out_dir, done)  # left by a run killed before its checkpoint
 
     with StopRequest() as stop:
-        run_epochs(state, summary, images, labels, data, stop, quiet, on_epoch_end, max_minutes)
+        run_epochs(state, summary, images, labels, data, stop, progress, on_epoch_end, max_minutes)
     write_run_artifacts(state, out_dir, history)
     if summary.stopped_by:
         summary.exit_status = stop.exit_status if stop.requested else 0
         print(stopped_message(summary, state, max_minutes))
+    if summary.stopped_by == "SIGINT":
+        # Ctrl-C or a notebook's stop button: saved, and now stop the caller too (a
+        # notebook's "Run all" must not go on to the next cell's training).
+        raise Interrupted(summary)
     return summary
 
 
-def run_epochs(state, summary, images, labels, data, stop, quiet, on_epoch_end, max_minutes):
+class Interrupted(KeyboardInterrupt):
+    """`train` was interrupted (SIGINT) and has checkpointed; ``summary`` says where."""
+
+    def __init__(self, summary: RunSummary):
+        super().__init__("interrupted; the run was checkpointed")
+        self.summary = summary
+
+
+def run_epochs(state, summary, images, labels, data, stop, progress, on_epoch_end, max_minutes):
     """Train epoch after epoch until ``config.epochs``, a stop request or the time
     budget, recording each epoch and checkpointing as the clock says."""
     config, out_dir, history = state.config, summary.out_dir, summary.history
@@ -197,7 +216,7 @@ def run_epochs(state, summary, images, labels, data, stop, quiet, on_epoch_end, 
     clock = CheckpointClock(minutes, max_minutes)
     steps = len(images) // config.batch_size
     for epoch in range(done + 1, config.epochs + 1):
-        if not quiet:
+        if progress == "bar":
             print(f"Epoch {epoch}/{config.epochs}")
         dataset = make_dataset(
             images,
@@ -209,7 +228,7 @@ def run_epochs(state, summary, images, labels, data, stop, quiet, on_epoch_end, 
             skip_batches=skip,
         )
         dataset = distribute(state.runtime, dataset)  # per-replica slices of each batch
-        row = run_epoch(run_step, state, dataset, epoch, steps, skip, quiet, stop, clock)
+        row = run_epoch(run_step, state, dataset, epoch, steps, skip, progress, stop, clock)
         summary.images_trained += row.pop("steps_run") * config.batch_size
         skip = 0
         if row["steps"] < steps:  # stopped mid-epoch: keep the partial epoch
@@ -349,7 +368,7 @@ def run_epoch(
     epoch: int,
     steps: int,
     skip: int,
-    quiet: bool,
+    progress: str,
     stop: StopRequest,
     clock: CheckpointClock,
 ) -> dict:
@@ -366,7 +385,7 @@ def run_epoch(
         TrainingDiverged: a loss became NaN or infinite (nothing is saved).
     """
     batch_size, per_call = state.config.batch_size, state.runtime.steps_per_call
-    progress = EpochProgress(state, epoch, steps, skip, quiet)
+    shown = EpochProgress(state, epoch, steps, skip, progress)
     started = time.perf_counter()
     ran = 0
     batches = iter(dataset)
@@ -375,7 +394,7 @@ def run_epoch(
         run_step(batches, n)
         ran += n
         fault_point("step")
-        progress.update(ran)
+        shown.update(ran)
         if clock.due(stop):
             break
         if clock.mid_epoch_due() and skip + ran < steps:
@@ -398,19 +417,52 @@ def run_epoch(
     }
 
 
-class EpochProgress:
-    """The progress bar (none when quiet), fed a few times a second: each read of the
-    losses waits for the device, so it is also when the NaN check runs."""
+LINE_SECONDS = 30  # "lines": at most one progress line this often within an epoch
 
-    def __init__(self, state: TrainingState, epoch: int, steps: int, skip: int, quiet: bool):
-        self.state, self.epoch, self.steps, self.skip = state, epoch, steps, skip
+
+def progress_mode(quiet: bool = False, progress: str | None = None) -> str:
+    """``progress``, else "lines" when ``quiet``, else "bar" where someone watches
+    (a terminal, a Jupyter or Colab kernel) and "lines" in a log file or a pipe."""
+    if progress is not None:
+        if progress not in PROGRESS_MODES:
+            raise UserError(
+                f"progress must be one of {', '.join(PROGRESS_MODES)}, not {progress!r}."
+            )
+        return progress
+    if quiet:
+        return "lines"
+    return "bar" if _watched(sys.stdout) else "lines"
+
+
+def _watched(stream) -> bool:
+    if "ipykernel" in sys.modules:  # a notebook keeps its live bar
+        try:
+            from IPython import get_ipython
+
+            if get_ipython() is not None and "ZMQ" in type(get_ipython()).__name__:
+                return True
+        except ImportError:
+            pass
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class EpochProgress:
+    """The epoch's progress, fed a few times a second (each read of the losses waits
+    for the device, so it is also when the NaN check runs): a live bar, a line every
+    `LINE_SECONDS`, or nothing."""
+
+    def __init__(self, state: TrainingState, epoch: int, steps: int, skip: int, mode: str):
+        self.state, self.epoch, self.steps, self.skip, self.mode = state, epoch, steps, skip, mode
         # All metrics "stateful": the bar shows exactly the running means computed here.
         self.bar = (
-            None
-            if quiet
-            else keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss", "img/s"])
+            keras.utils.Progbar(steps, stateful_metrics=["d_loss", "g_loss", "img/s"])
+            if mode == "bar"
+            else None
         )
-        self.started = self.last_read = time.perf_counter()
+        self.started = self.last_read = self.last_line = time.perf_counter()
 
     def update(self, ran: int) -> None:
         """After the ``ran``-th step of this call."""
@@ -419,9 +471,17 @@ class EpochProgress:
             return
         self.last_read = now
         means = check_finite(self.state, self.epoch)
+        speed = ran * self.state.config.batch_size / (now - self.started)
         if self.bar is not None:
-            speed = ran * self.state.config.batch_size / (now - self.started)
             self.bar.update(self.skip + ran, [*means.items(), ("img/s", speed)])
+        elif self.mode == "lines" and now - self.last_line >= LINE_SECONDS:
+            if self.skip + ran < self.steps:  # the epoch's own line follows at its end
+                print(
+                    f"  epoch {self.epoch}: step {self.skip + ran}/{self.steps}  d_loss "
+                    f"{means['d_loss']:.4f}  g_loss {means['g_loss']:.4f}  {speed:.0f} img/s",
+                    flush=True,
+                )
+            self.last_line = now
 
 
 def check_finite(state: TrainingState, epoch: int) -> dict:

@@ -148,6 +148,35 @@ def test_without_gradio_the_app_says_how_to_install_it(monkeypatch):
         app.import_gradio()
 
 
+def test_in_colab_the_page_stays_private_unless_asked(runs, monkeypatch):
+    gradio = pytest.importorskip("gradio")
+    # Gradio's own Colab detection, forced on: by itself Gradio would then set
+    # share=True and open a public *.gradio.live tunnel (stubbed: no traffic leaves).
+    monkeypatch.setattr(gradio.utils, "colab_check", lambda: True)
+    tunnels = []
+
+    def no_tunnel(*args, **kwargs):
+        tunnels.append(args)
+        raise RuntimeError("the test refuses to open a public tunnel")
+
+    monkeypatch.setattr(gradio.networking, "setup_tunnel", no_tunnel)
+    launched = []
+    original = gradio.Blocks.launch
+
+    def spy(self, *args, **kwargs):
+        launched.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(gradio.Blocks, "launch", spy)
+    try:
+        app.launch([runs["dcgan"]], prevent_thread_lock=True, inline=False, quiet=True)
+        (page,) = launched
+        assert page.is_colab, "the Colab detection was not forced"
+        assert page.share is False and page.share_url is None and not tunnels
+    finally:
+        gradio.close_all()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

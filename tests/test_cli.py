@@ -1,6 +1,7 @@
 """The `gan-mnist` command as a user runs it: separate processes, real files."""
 
 import json
+import re
 import zipfile
 
 import imageio.v3 as iio
@@ -25,6 +26,7 @@ def test_help_is_the_manual():
         "--data PATH",
         "--seed S",
         "--quiet",
+        "--progress {bar,lines,none}",
         "resuming:",
         "dcgan_animation.gif",
     ):
@@ -209,3 +211,24 @@ def test_an_output_file_where_a_folder_is_needed_is_refused(tmp_path, tiny_npz):
     result = run_cli(*smoke_train_args(tiny_npz, tmp_path / "taken", epochs=1))
     assert result.returncode == 2 and "cannot write to the output folder" in result.stderr
     assert (tmp_path / "taken").read_text() == "a file"
+
+
+TENSORFLOW_LOG = re.compile(r"^[IWE]\d{4} |absl::InitializeLog|rebuild TensorFlow", re.M)
+
+
+def test_a_train_into_a_log_file_is_one_line_per_epoch_without_tensorflow_noise(
+    tmp_path, tiny_npz
+):
+    # stdout is a pipe here, as with `make demo > log` or CI: no progress bar redraws.
+    args = ["train", "--preset", "smoke", "--epochs", 2, "--data", tiny_npz, "--seed", 1]
+    result = run_cli(*args, "--out", tmp_path / "r")
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stdout and "━" not in result.stdout
+    assert [line[:9] for line in result.stdout.splitlines() if line.startswith("epoch ")] == [
+        "epoch 1/2",
+        "epoch 2/2",
+    ]
+    assert not TENSORFLOW_LOG.search(result.stdout + result.stderr), result.stderr
+    # --debug (like a TF_CPP_MIN_LOG_LEVEL of the user's) lets TensorFlow's own log through.
+    debug = run_cli("--debug", *args, "--out", tmp_path / "d", "--epochs", 1)
+    assert debug.returncode == 0 and TENSORFLOW_LOG.search(debug.stderr)

@@ -33,6 +33,23 @@ def test_auto_keeps_every_lever_off_on_a_cpu():
     place = runtime(make_config("smoke"))
     assert (place.name, place.replicas, place.accelerator) == ("one", 1, "cpu")
     assert not place.jit_compile and not place.mixed_precision and place.steps_per_call == 1
+    assert "Speed-ups on" not in place.describe()
+
+
+def test_the_speed_ups_auto_picks_for_a_gpu_are_said_in_plain_words():
+    from dataclasses import replace
+
+    gpu = replace(
+        runtime(make_config("smoke")),
+        accelerator="gpu",
+        jit_compile=True,
+        mixed_precision="mixed_float16",
+        steps_per_call=16,
+    )
+    text = gpu.describe()
+    assert "XLA compiles each training step" in text
+    assert "compute in float16 and keep their weights" in text
+    assert "16 steps run per compiled call" in text
 
 
 @pytest.mark.parametrize(

@@ -270,8 +270,12 @@ def test_a_run_interrupted_and_resumed_matches_one_that_was_not(tmp_path, tiny, 
     # Ctrl-C, through the real signal handler, during step 11 (epoch 2 of 8-step epochs).
     monkeypatch.setattr(guards, "_FAULT_COUNTS", {})
     monkeypatch.setenv("GAN_MNIST_FAULT", "step@11:SIGINT")
-    stopped = train(smoke(epochs=2), tmp_path / "resumed", data=tiny, quiet=True)
+    # train checkpoints, then raises, so a notebook's "Run all" stops at this cell.
+    with pytest.raises(KeyboardInterrupt) as interrupted:
+        train(smoke(epochs=2), tmp_path / "resumed", data=tiny, quiet=True)
+    stopped = interrupted.value.summary
     assert (stopped.stopped_by, stopped.exit_status, stopped.last_epoch) == ("SIGINT", 130, 1)
+    assert (tmp_path / "resumed" / "training_checkpoints" / "checkpoint").exists()
     monkeypatch.delenv("GAN_MNIST_FAULT")
     train(smoke(epochs=2), tmp_path / "resumed", data=tiny, quiet=True)
 
@@ -342,3 +346,21 @@ def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_sampl
     np.testing.assert_array_equal(
         generate_images(saved, 8, seed=1), generate_images(models, 8, seed=1)
     )
+
+
+def test_progress_goes_to_log_lines_where_no_one_watches(monkeypatch, tmp_path, tiny, capsys):
+    from gan_mnist import training
+
+    assert training.progress_mode(progress="none") == "none"
+    assert training.progress_mode(quiet=True) == "lines"
+    assert training.progress_mode() == "lines"  # pytest's captured stdout is no terminal
+    with pytest.raises(UserError, match="bar, lines, none"):
+        training.progress_mode(progress="fancy")
+    # "lines": within an epoch, a line at most every LINE_SECONDS (0 here: at each read).
+    monkeypatch.setattr(training, "LINE_SECONDS", 0.0)
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    train(smoke(epochs=1), tmp_path, data=tiny)
+    printed = capsys.readouterr().out
+    within = [line for line in printed.splitlines() if line.startswith("  epoch 1: step ")]
+    assert within and within[0].startswith("  epoch 1: step 1/8  d_loss ")
+    assert "\r" not in printed and len(within) == 7  # steps 1..7; step 8 is the epoch's line

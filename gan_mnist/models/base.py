@@ -37,6 +37,12 @@ class GanModels:
     # also predicts the class (a second output, AC-GAN style); 0 = none.
     class_loss_weight: float = 0.0
 
+    @classmethod
+    def of(cls, generator: keras.Model, discriminator: keras.Model, family: str = "dcgan"):
+        """Networks built outside the package (a notebook's, say) as a `GanModels` of
+        ``family``, for `train(models=...)`; the noise length is the generator's input's."""
+        return cls(generator, discriminator, FAMILIES[family], int(generator.input_shape[-1]))
+
     @property
     def conditional(self) -> bool:
         return self.family.conditional
