@@ -148,6 +148,11 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise UserError(f"{_flag(name)} must be a positive whole number, got {value!r}.")
+        if self.eval_samples < MIN_EVAL_SAMPLES:
+            raise UserError(
+                f"--eval-samples must be at least {MIN_EVAL_SAMPLES} (precision and recall "
+                f"need each sample's {NEIGHBOURS} nearest neighbours), got {self.eval_samples}."
+            )
         for name in ("save_generator_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise UserError(
@@ -206,6 +211,11 @@ class TrainConfig:
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
+
+# Precision and recall use each point's k-th nearest neighbour, so a measurement needs
+# at least k + 1 samples.
+NEIGHBOURS = 3
+MIN_EVAL_SAMPLES = NEIGHBOURS + 1
 
 # How `train` shows progress (--progress): a live bar, log lines, or the epoch lines only.
 PROGRESS_MODES = ("bar", "lines", "none")

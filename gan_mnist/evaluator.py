@@ -16,6 +16,7 @@ import numpy as np
 from keras import layers
 
 from gan_mnist import metrics
+from gan_mnist.config import NEIGHBOURS
 from gan_mnist.data import ImageData
 from gan_mnist.errors import UserError
 
@@ -155,9 +156,19 @@ TABLE_ROWS = [
     ("digits_covered", "classes covered (of 10, confident samples)", "d"),
     ("kl_from_uniform", "KL(class histogram || uniform), lower is better", ".3f"),
     ("confident_fraction", "share of samples classified with p >= 0.9", ".3f"),
-    ("precision", "precision (k-NN manifold, k=3)", ".3f"),
-    ("recall", "recall (k-NN manifold, k=3)", ".3f"),
+    ("precision", f"precision (k-NN manifold, k={NEIGHBOURS})", ".3f"),
+    ("recall", f"recall (k-NN manifold, k={NEIGHBOURS})", ".3f"),
 ]
+
+
+def reference_images(data: ImageData, n: int) -> np.ndarray:
+    """The test images that ``n`` generated ones are measured against: as many as
+    there are generated ones (a fixed subset when n is below the test set's size), so
+    the distance and precision/recall of a small evaluation mean what a full one's do
+    (both grow biased when the two sets differ in size)."""
+    if n >= len(data.x_test):
+        return data.x_test
+    return data.x_test[np.random.default_rng(0).choice(len(data.x_test), n, replace=False)]
 
 
 def evaluate_run(
@@ -169,10 +180,10 @@ def evaluate_run(
 ) -> dict:
     """Metrics of a run's generator on ``n`` samples, beside ``n`` real training images.
 
-    Both are compared with the data set's 10,000 test images, using the classifier
-    of the run's own data set; the real images' row is the ceiling a perfect
-    generator would reach. For conditional runs, also the share of each class's
-    samples that the classifier labels as that class.
+    Both are compared with ``n`` of the data set's test images (all 10,000 for the
+    default n), using the classifier of the run's own data set; the real images' row
+    is the ceiling a perfect generator would reach. For conditional runs, also the
+    share of each class's samples that the classifier labels as that class.
     """
     from gan_mnist.checkpoints import load_generator
     from gan_mnist.data import load_dataset
@@ -187,7 +198,7 @@ def evaluate_run(
     if n > len(data.x_train):
         raise UserError(f"--n {n} is more than the {len(data.x_train)} real training images.")
     evaluator = evaluator or Evaluator.load(dataset=config.dataset)
-    reference, _ = evaluator.predict(data.x_test)
+    reference, _ = evaluator.predict(reference_images(data, n))
     real = data.x_train[np.random.default_rng(seed).choice(len(data.x_train), n, replace=False)]
     result = {
         "run": str(run_dir),
@@ -258,7 +269,7 @@ class TrainingEvaluation:
 
     def __init__(self, data: ImageData, samples: int, seed: int, history: list[dict]):
         self.evaluator = Evaluator.load(dataset=data.dataset)
-        self.reference, _ = self.evaluator.predict(data.x_test)
+        self.reference, _ = self.evaluator.predict(reference_images(data, samples))
         self.samples, self.seed = samples, seed
         # A resumed run remembers its best distance from history.csv.
         self.best = min(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from gan_mnist.config import NEIGHBOURS
+
 CONFIDENT = 0.9  # a sample "counts" for mode coverage when the classifier is this sure
 
 
@@ -86,7 +88,7 @@ def mode_coverage(probabilities: np.ndarray, min_share: float = 0.01) -> dict:
 
 
 def precision_recall(
-    real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 2048
+    real: np.ndarray, fake: np.ndarray, k: int = NEIGHBOURS, chunk: int = 2048
 ) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019) in feature space.
 

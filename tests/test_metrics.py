@@ -131,3 +131,15 @@ def test_damaged_evaluator_weights_are_a_clear_error(tmp_path):
     damaged.write_bytes(WEIGHTS.read_bytes()[:5000])
     with pytest.raises(UserError, match="damaged.*train-evaluator"):
         Evaluator.load(damaged)
+
+
+def test_a_small_evaluation_is_measured_against_as_many_fixed_test_images():
+    from gan_mnist.data import ImageData
+    from gan_mnist.evaluator import reference_images
+
+    x_test = np.arange(50 * 28 * 28, dtype=np.uint32).reshape(50, 28, 28)
+    data = ImageData(x_test[:0], np.zeros(0), x_test, np.zeros(50), "test", "mnist")
+    chosen = reference_images(data, 20)
+    assert len(chosen) == 20 and len({int(img[0, 0]) for img in chosen}) == 20
+    np.testing.assert_array_equal(chosen, reference_images(data, 20))  # the same every time
+    assert reference_images(data, 50) is x_test and reference_images(data, 80) is x_test
