@@ -17,11 +17,12 @@ QUIET_PIP := sed '/^WARNING: Location .* is ignored/d'
 demo: $(VENV)/.installed system-deps
 	$(BIN)/gan-mnist train --preset demo --out $(OUT) $(ARGS)
 
-## test: lint, then the whole test suite (including the notebook run)
+## test: lint, then the whole test suite (including the notebook runs), in two processes
+## on the two cores (pytest-xdist; tests/conftest.py gives each one TensorFlow thread)
 test: $(VENV)/.dev-installed system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n 2 $(ARGS)
 
 ## pictures: retrain the committed pictures (the README's animation, DCGAN_Images/,
 ## losses.png, real_data.png) in runs/pictures from today's code, and draw the
@@ -52,7 +53,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(PIP) -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
-	$(BIN)/python -c "import pytest, papermill"
+	$(BIN)/python -c "import pytest, papermill, xdist"
 	touch $@
 
 # Debian packages: Graphviz's `dot` draws Generator_Model.png / Discriminator_Model.png,

@@ -14,6 +14,8 @@ from gan_mnist import quiet
 from gan_mnist.config import (
     FAMILY_DEFAULTS,
     FAMILY_PRESETS,
+    MIN_EVAL_SAMPLES,
+    NEIGHBOURS,
     PRESETS,
     PROGRESS_MODES,
     TrainConfig,
@@ -482,8 +484,11 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    if args.n <= 1:
-        raise UserError(f"--n must be at least 2 images, got {args.n}.")
+    if args.n < MIN_EVAL_SAMPLES:
+        raise UserError(
+            f"--n must be at least {MIN_EVAL_SAMPLES} images (precision and recall need each "
+            f"image's {NEIGHBOURS} nearest neighbours), got {args.n}."
+        )
     check_run_dir(args.run_dir)
     import json
 
@@ -507,7 +512,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(text, end="")
     else:
         title = result["dataset"]
-        print(f"{result['generator']}: {args.n} generated images vs the {title} test set\n")
+        print(
+            f"{result['generator']}: {args.n} generated images vs as many of the {title} "
+            "test images\n"
+        )
         print(format_table(result))
         print(f"\nwritten to {Path(args.run_dir) / 'metrics.json'}")
 
@@ -540,6 +548,10 @@ def cmd_train_evaluator(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A line in a log file as soon as it is printed (Python buffers a file's output).
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(line_buffering=True)
     if args.debug:
         quiet.uninstall(everything=True)  # TensorFlow's own log too
     try:

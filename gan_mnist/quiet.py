@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterator
 
 LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+OURS, OURS_ENV = "3", "GAN_MNIST_TF_LOG_LEVEL"  # the level we set, and a note that we did
 # absl's info (I) and warning (W) lines ("I0000 00:00:1796 ... port.cc:153] ..."),
 # the notice that precedes them and the CPU-feature line's continuation.
 NOISE = re.compile(
@@ -99,9 +100,11 @@ _FINDER = _QuietFinder()
 def install() -> None:
     """Quiet TensorFlow's start-up (once, before it is imported), unless the user
     chose a log level: then set TF_CPP_MIN_LOG_LEVEL to 3 for the rest of its log."""
-    if LEVEL_ENV in os.environ or "tensorflow" in sys.modules:
+    if os.environ.get(LEVEL_ENV, OURS) != os.environ.get(OURS_ENV, OURS):
+        return  # the user's own level (not one this package set in a parent process)
+    if "tensorflow" in sys.modules:
         return
-    os.environ[LEVEL_ENV] = "3"
+    os.environ[LEVEL_ENV] = os.environ[OURS_ENV] = OURS
     _FINDER.set_level = True
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
@@ -114,3 +117,4 @@ def uninstall(everything: bool = False) -> None:
         sys.meta_path.remove(_FINDER)
     if everything and getattr(_FINDER, "set_level", False):
         os.environ.pop(LEVEL_ENV, None)
+        os.environ.pop(OURS_ENV, None)

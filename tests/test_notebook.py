@@ -3,6 +3,7 @@ package's dcgan, and executed end to end by a real Jupyter kernel on the smoke p
 
 import ast
 import json
+import re
 import sys
 
 import keras
@@ -188,3 +189,17 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, rea
     by_hand = printed.split("d_loss ", 1)[1].split()
     assert abs(float(by_hand[0]) - 1.386) < 0.15, by_hand
     assert "5. the dense GAN (mlp)" in printed
+
+
+def test_the_readme_and_the_notebook_quote_the_same_times():
+    intro = " ".join(nbformat.read(NOTEBOOK, as_version=4).cells[0].source.split())
+    readme = (REPO / "README.md").read_text()
+    about_notebook = " ".join(readme.split("## The notebook", 1)[1].split("\n## ", 1)[0].split())
+    for pattern in (
+        r"Part 1 [^.]*?about (\d+) minutes",
+        r"\"Run all\"[^.]*?about (\d+) minutes",
+        r"PRESET = \"tutorial\"`[^.]*?(\d+) s an epoch",
+    ):
+        quoted = re.findall(pattern, intro)
+        assert quoted, f"the notebook's introduction no longer quotes {pattern}"
+        assert quoted == re.findall(pattern, about_notebook), pattern
