@@ -21,16 +21,14 @@ import keras
 import tensorflow as tf
 
 from gan_mnist import devices
-from gan_mnist.config import TrainConfig
+from gan_mnist.config import CHECKPOINT_DIR, CONFIG_NAME, TrainConfig, saved_config
 from gan_mnist.devices import Runtime
 from gan_mnist.errors import UserError, check_run_dir
 from gan_mnist.guards import TrainingDiverged, fault_point
 from gan_mnist.models import FAMILIES, build_models
 from gan_mnist.models.base import GanModels, average_of, synchronize_batchnorm
 
-CHECKPOINT_DIR = "training_checkpoints"
 DAMAGED_DIR = "damaged"
-CONFIG_NAME = "config.json"
 
 
 class TrainingState:
@@ -183,10 +181,8 @@ class TrainingState:
                 where = f"epoch {epoch}" + (f" and {step} steps of the next" if step else "")
                 raise TrainingDiverged(
                     f"training diverged: a weight of the {network.name} became NaN or "
-                    f"infinite by the end of {where}; the broken state was not saved. Likely "
-                    f"cause: learning rates too high (--gen-lr {self.config.gen_lr:g}, "
-                    f"--disc-lr {self.config.disc_lr:g}). Lower them and run the same "
-                    "command to resume from the last good checkpoint."
+                    f"infinite by the end of {where}; the broken state was not saved. "
+                    + TrainingDiverged.advice(self.config)
                 )
         # The callback runs once the checkpoint's files are written, before the index
         # names it "latest": the fault tests kill the process right there.
@@ -295,20 +291,6 @@ def _no_intact_message(run_dir: Path, damaged: list[str]) -> str:
     )
 
 
-def saved_config(out_dir: Path) -> TrainConfig | None:
-    """The config a previous run wrote into ``out_dir``, if any."""
-    path = Path(out_dir) / CONFIG_NAME
-    if not path.exists():
-        return None
-    try:
-        return TrainConfig.from_json_file(path)
-    except (ValueError, TypeError) as error:
-        raise UserError(
-            f"{path} is not a valid run config ({error}). Remove it or "
-            "train into a new --out folder."
-        ) from None
-
-
 def has_checkpoint(out_dir: Path) -> bool:
     return bool(checkpoint_paths(out_dir))
 
@@ -353,9 +335,19 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
         if latest is not None:
             models = build_models(config)
             # Only the generator is needed (with --ema the averaged one, which draws
-            # the run's samples): expect_partial silences the unused rest.
+            # the run's samples): expect_partial silences the unused rest, and every
+            # weight of the generator must come from the checkpoint.
             key = "average_generator" if config.ema else "generator"
-            tf.train.Checkpoint(**{key: models.generator}).restore(latest).expect_partial()
+            status = tf.train.Checkpoint(**{key: models.generator}).restore(latest)
+            try:
+                status.assert_existing_objects_matched()
+            except AssertionError:
+                raise UserError(
+                    f"{latest} does not hold the {key.replace('_', ' ')} that {run_dir}/"
+                    f"{CONFIG_NAME} describes (was config.json edited or replaced?). Restore "
+                    "the run's own config.json, or use its generator.keras."
+                ) from None
+            status.expect_partial()
             return models, config, latest
     saved = run_dir / "generator.keras"
     if saved.exists():

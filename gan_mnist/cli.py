@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gan_mnist import quiet
 from gan_mnist.config import (
+    CHECKPOINT_DIR,
     FAMILY_DEFAULTS,
     FAMILY_PRESETS,
     MIN_EVAL_SAMPLES,
@@ -20,9 +21,13 @@ from gan_mnist.config import (
     PROGRESS_MODES,
     TrainConfig,
     make_config,
+    resumed_config,
+    saved_config,
 )
 from gan_mnist.data import DATASETS
 from gan_mnist.errors import UserError, check_run_dir
+from gan_mnist.guards import refuse_foreign_folder
+from gan_mnist.notebook import run_folder
 
 DESCRIPTION = """\
 Train a GAN (the TensorFlow tutorial's DCGAN, a class-conditional DCGAN or a dense
@@ -42,12 +47,16 @@ presets (flags given on the command line override them):
 
 resuming:
   Training again into the same --out folder continues from its latest checkpoint
-  (weights, both optimizers' state, the epoch) until --epochs, which is the total:
-  `--epochs 20` after a run of 10 trains epochs 11..20. A run killed at any point
-  resumes from its last checkpoint; a finished run with the same --epochs does
-  nothing. Changing --model, --dataset, --noise-dim, --base-filters or --ema against
-  an existing checkpoint is refused: use a new --out folder. A checkpoint resumes
-  under any --strategy, and with or without --mixed-precision.
+  (weights, both optimizers' state, the epoch) with the run's own settings (its
+  config.json; --preset only sets up new runs) until --epochs, which is the total:
+  `--epochs 20` after a run of 10 trains epochs 11..20. Other flags given change
+  the rest of the run and are printed and saved in config.json. Changing one that
+  the checkpoint fixes is refused (train a new run into another --out folder):
+    {fixed}
+  A run killed at any point resumes from its last checkpoint; a finished run with
+  the same --epochs does nothing. A checkpoint resumes under any --strategy, and with or
+  without --mixed-precision. A new run never writes into a folder that holds other
+  files; without --out it gets a new folder in runs/ named from its settings.
 
 data (--dataset mnist or fashion_mnist, found in this order):
   --data PATH; this project's verified cache ($GAN_MNIST_CACHE or ~/.cache/gan_mnist);
@@ -76,6 +85,13 @@ stopping and crashes:
 
 exit status: 0 success, 1 unexpected error, 2 bad input or a diverged run (the
 message says how to fix it), 130 / 143 stopped by SIGINT / SIGTERM (resumable)."""
+
+
+FIXED_FLAGS = [
+    "--" + f.name.replace("_", "-")
+    for f in dataclasses.fields(TrainConfig)
+    if f.metadata["fixed"] and f.metadata["flag"]
+]
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -150,20 +166,20 @@ def _add_train_command(commands) -> None:
         "train",
         help="train (or resume) a GAN and write its images, GIF, ZIP and checkpoints",
         description="Train a GAN on MNIST, or resume the run in --out.",
-        epilog=TRAIN_EPILOG.format(presets=presets),
+        epilog=TRAIN_EPILOG.format(presets=presets, fixed=", ".join(FIXED_FLAGS)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument(
         "--out",
-        default=".",
         metavar="DIR",
-        help="output folder, created if missing (default: the current folder)",
+        help="the run's folder, created if missing; a folder with a run in it continues "
+        f"that run (default: a new folder in {RUNS_DIR}/ named from the settings)",
     )
     train.add_argument(
         "--preset",
-        default="tutorial",
         choices=list(PRESETS),
-        help="named settings to start from (default: tutorial)",
+        help="named settings for a new run (default: tutorial); a run that continues "
+        "keeps its own settings (config.json), with any flags given here on top",
     )
     train.add_argument(
         "--progress",
@@ -331,15 +347,28 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]
     }
-    config = make_config(args.preset, **overrides)  # bad values fail before TF loads
+    config = make_config(args.preset or "tutorial", **overrides)  # bad values fail early
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
+    out = Path(args.out) if args.out else run_folder(config, RUNS_DIR)
+    previous = saved_config(out) if (out / CHECKPOINT_DIR).is_dir() else None
+    if previous is not None:  # a run continues with its own settings
+        if args.preset:
+            print(f"note: {out} is a run with its own settings; --preset applies to new runs.")
+        config, changes = resumed_config(previous, overrides)
+        for change in changes:
+            print(f"changed for the rest of this run: {change}")
+    else:
+        if out.is_dir():
+            refuse_foreign_folder(out)  # before TensorFlow loads: a quick, quiet error
+        if not args.out:
+            print(f"no --out given: a new run in {out}")
     from gan_mnist.training import train
 
     try:
         return train(
             config,
-            args.out,
+            out,
             quiet=args.quiet,
             progress=args.progress,
             max_minutes=args.max_minutes,
@@ -350,6 +379,9 @@ def cmd_train(args: argparse.Namespace) -> None:
             "some space (or fix the folder's permissions), then run the same command to "
             "resume from the last checkpoint; the files written before are whole."
         ) from None
+
+
+RUNS_DIR = "runs"  # where a run without --out goes
 
 
 GRID_MAX = 100  # images in a --grid PNG: a readable picture whatever --n is
@@ -493,7 +525,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
 
     from gan_mnist import artifacts
-    from gan_mnist.checkpoints import saved_config
     from gan_mnist.data import load_dataset
     from gan_mnist.evaluator import evaluate_run, format_table
 

@@ -208,8 +208,50 @@ class TrainConfig:
         ]
 
 
+def resumed_config(previous: TrainConfig, given: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
+    """The settings a run continues with: its own (``previous``, from its config.json),
+    with the changeable settings given explicitly (None = not given) on top.
+
+    Returns:
+        (the config, one "--flag old -> new" line per change).
+
+    Raises:
+        UserError: a given setting that the checkpoint fixes differs from the run's.
+    """
+    changed = {k: v for k, v in given.items() if v is not None and v != getattr(previous, k)}
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    lines = {k: f"{_flag(k)} {getattr(previous, k)!r} -> {v!r}" for k, v in changed.items()}
+    fixed = [line for k, line in lines.items() if fields[k].metadata["fixed"]]
+    if fixed:
+        raise UserError(
+            f"the run was made with other settings that its checkpoint fixes "
+            f"({'; '.join(fixed)}). Leave them out to continue the run with its own, or "
+            "train a new run into another --out folder."
+        )
+    return dataclasses.replace(previous, **changed), list(lines.values())
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+# What a run folder holds, by name (besides the artifacts' names in artifacts.py).
+CHECKPOINT_DIR = "training_checkpoints"
+CONFIG_NAME = "config.json"
+
+
+def saved_config(out_dir: Path) -> TrainConfig | None:
+    """The config a previous run wrote into ``out_dir``, if any."""
+    path = Path(out_dir) / CONFIG_NAME
+    if not path.exists():
+        return None
+    try:
+        return TrainConfig.from_json_file(path)
+    except (ValueError, TypeError) as error:
+        raise UserError(
+            f"{path} is not a valid run config ({error}). Restore it, or train a new run "
+            "into another --out folder."
+        ) from None
 
 
 # Precision and recall use each point's k-th nearest neighbour, so a measurement needs

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from gan_mnist.config import CHECKPOINT_DIR, CONFIG_NAME
 from gan_mnist.errors import UserError
 
 LOCK_NAME = ".gan-mnist.lock"
@@ -42,6 +43,28 @@ def run_lock(out_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def refuse_foreign_folder(out_dir: Path) -> None:
+    """A new run writes only into an empty folder, its own unfinished start (a lock,
+    temporaries), or one whose entries are folders of runs of ours: anything else
+    could be the user's files, which a run's cleanup might replace."""
+    if (out_dir / CONFIG_NAME).exists() or (out_dir / CHECKPOINT_DIR).is_dir():
+        return  # a run of ours (resumed, or a new one that had started)
+    foreign = [
+        entry.name
+        for entry in sorted(out_dir.iterdir())
+        if entry.name != LOCK_NAME
+        and not entry.name.startswith(".tmp")
+        and not (entry.is_dir() and (entry / CONFIG_NAME).exists())
+    ]
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+        raise UserError(
+            f"{out_dir} holds other files ({shown}) and no run of ours, so a new run will "
+            "not write there. Train into a new or empty folder (--out runs/NAME; without "
+            "--out, gan-mnist picks a folder in runs/ named from the settings)."
+        )
 
 
 class StopRequest:
@@ -110,6 +133,16 @@ def _in_main_thread() -> bool:
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite: the weights are broken and must not be saved."""
+
+    @staticmethod
+    def advice(config) -> str:
+        """What to do, the same wherever the divergence is caught."""
+        return (
+            f"The likely cause: learning rates too high (--gen-lr {config.gen_lr:g}, "
+            f"--disc-lr {config.disc_lr:g}; the presets use 1e-4 to 4e-4). Run again with "
+            "lower ones (for example --gen-lr 1e-4 --disc-lr 1e-4): the run continues from "
+            "its last good checkpoint with them."
+        )
 
 
 def fault_point(name: str) -> None:

@@ -21,17 +21,15 @@ def run_folder(config, root: str | Path = "runs", models=None) -> Path:
     ``epochs`` continues the same run."""
     from dataclasses import asdict
 
-    from gan_mnist.models.base import fingerprint
-
     defining = {k: v for k, v in asdict(config).items() if k not in RUN_LENGTH_SETTINGS}
     if models is not None:
+        from gan_mnist.models.base import fingerprint
+
         defining["architecture"] = fingerprint(models)
     digest = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:8]
-    name = (
-        f"{config.model}-{config.dataset}-f{config.base_filters}-b{config.batch_size}"
-        f"-seed{config.seed}-{digest}"
-    )
-    return Path(root) / name
+    seed = "" if config.seed is None else f"-seed{config.seed}"
+    name = f"{config.model}-{config.dataset}-f{config.base_filters}-b{config.batch_size}{seed}"
+    return Path(root) / f"{name}-{digest}"
 
 
 def show_gif(path: str | Path, width: int = 280) -> object:

@@ -24,14 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from gan_mnist import artifacts
-from gan_mnist.checkpoints import (
-    CHECKPOINT_DIR,
-    CONFIG_NAME,
-    TrainingState,
-    adam_of,
-    check_resumable,
-)
-from gan_mnist.config import PROGRESS_MODES, TrainConfig
+from gan_mnist.checkpoints import TrainingState, adam_of, check_resumable
+from gan_mnist.config import CHECKPOINT_DIR, CONFIG_NAME, PROGRESS_MODES, TrainConfig
 from gan_mnist.data import ImageData, load_dataset, make_dataset
 from gan_mnist.devices import distribute, runtime
 from gan_mnist.errors import UserError
@@ -39,6 +33,7 @@ from gan_mnist.guards import (
     StopRequest,
     TrainingDiverged,
     fault_point,
+    refuse_foreign_folder,
     remove_stale_temporaries,
     run_lock,
 )
@@ -74,7 +69,7 @@ class RunSummary:
 
 def train(
     config: TrainConfig,
-    out_dir: str | Path = ".",
+    out_dir: str | Path,
     *,
     data: ImageData | None = None,
     models: GanModels | None = None,
@@ -91,8 +86,9 @@ def train(
 
     Args:
         config: the run's settings (see `gan_mnist.config`).
-        out_dir: created if missing; holds checkpoints, images and logs. One `train`
-            at a time may write to it (a lock refuses a second).
+        out_dir: the run's folder, created if missing; holds checkpoints, images and
+            logs. One `train` at a time may write to it (a lock refuses a second). A
+            new run refuses a folder that holds other files (it never removes them).
         data: arrays to train on; by default `load_dataset(config.dataset, config.data)`.
         models: networks built outside the package (a `GanModels` of the config's
             family); by default the family's own. Their fingerprint is saved with the
@@ -129,6 +125,7 @@ def train(
                 return _train_locked(config, scratch, *args, restore_dir=out_dir)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
+        refuse_foreign_folder(out_dir)  # before the lock file is made there
         with run_lock(out_dir):
             remove_stale_temporaries(out_dir)  # left by a writer that was killed
             return _train_locked(config, out_dir, *args)
@@ -164,6 +161,19 @@ def _train_locked(
 
     state = TrainingState(config, out_dir, models, runtime=place, restore_dir=restore_dir)
     done, skip = state.restore()
+    moved = previous is not None and (previous.batch_size, previous.limit) != (
+        config.batch_size,
+        config.limit,
+    )
+    if skip and moved:
+        # The saved position counts batches of the old size in the old image set.
+        print(
+            f"--batch-size or --limit changed in the middle of epoch {done + 1}: that epoch "
+            "starts again from its first batch."
+        )
+        state.step_in_epoch.assign(0)
+        state.loss_sums.assign([0.0, 0.0])
+        skip = 0
     if done or skip:
         where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")
         print(f"resuming from the checkpoint of {where} in {out_dir / CHECKPOINT_DIR}")
@@ -174,7 +184,7 @@ def _train_locked(
             f"already trained to epoch {done} (>= --epochs {config.epochs}); nothing to do. "
             "Pass a larger --epochs to train further."
         )
-        write_run_artifacts(state, out_dir, history, only_missing=True)
+        write_run_artifacts(state, out_dir, history, only_missing=True)  # or out of date
         return summary
 
     with artifacts.atomic_path(out_dir / CONFIG_NAME) as tmp:
@@ -497,10 +507,8 @@ def check_finite(state: TrainingState, epoch: int) -> dict:
         )
         raise TrainingDiverged(
             f"training diverged at epoch {epoch}, step {bad_step}: a loss became NaN or "
-            f"infinite. Nothing from this epoch was saved; {kept}. Likely causes: learning "
-            f"rates too high (--gen-lr {config.gen_lr:g}, --disc-lr {config.disc_lr:g}; the "
-            "presets use 1e-4 to 4e-4), or --data images that are not uint8 0..255. Lower "
-            "them and run the same command to resume."
+            f"infinite. Nothing since the last checkpoint was saved; {kept}. "
+            + TrainingDiverged.advice(config)
         )
     count = max(int(state.step_in_epoch.numpy()), 1)
     d_sum, g_sum = state.loss_sums.numpy()
@@ -660,7 +668,7 @@ def write_run_artifacts(
         artifacts.ZIP_NAME,
         "losses.png",
     ]
-    if only_missing and all((out_dir / name).exists() for name in wanted):
+    if only_missing and not stale(out_dir, wanted):
         return
     save_keras(state.sampling_models.generator, out_dir / "generator.keras")
     artifacts.write_epoch_summaries(out_dir)
@@ -676,6 +684,18 @@ def write_run_artifacts(
         f"{artifacts.MONTAGE_NAME}, {artifacts.ZIP_NAME}, losses.png, generator.keras, "
         f"{CHECKPOINT_DIR}/"
     )
+
+
+def stale(out_dir: Path, names: list[str]) -> list[str]:
+    """The files among ``names`` that are missing or older than the newest checkpoint
+    (a run killed between its last checkpoint and its end-of-run files)."""
+    saved = [p.stat().st_mtime for p in (out_dir / CHECKPOINT_DIR).glob("ckpt-*")]
+    newest = max(saved, default=0.0)
+    return [
+        name
+        for name in names
+        if not (out_dir / name).exists() or (out_dir / name).stat().st_mtime < newest
+    ]
 
 
 def save_keras(model: keras.Model, path: Path) -> Path:

@@ -134,7 +134,11 @@ def test_a_diverging_run_exits_non_zero_and_keeps_its_last_good_checkpoint(tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "training diverged" in result.stderr and "--gen-lr 1e+12" in result.stderr
     assert (out / "training_checkpoints" / "checkpoint").read_bytes() == index
-    assert run_cli(*smoke_train_args(tiny_npz, out, epochs=2)).returncode == 0
+    assert "Run again with lower ones" in result.stderr
+    # The run's settings now hold the rate that diverged: a lower one continues it.
+    lower = run_cli(*smoke_train_args(tiny_npz, out, epochs=2), "--gen-lr", "1e-4")
+    assert lower.returncode == 0, lower.stderr
+    assert "resuming from the checkpoint of epoch 1" in lower.stdout
 
 
 def test_sample_and_evaluate_fall_back_from_a_damaged_latest_checkpoint(

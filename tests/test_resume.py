@@ -1,0 +1,118 @@
+"""A run continues from its own settings, and `train` never writes over what it did
+not make: resuming without the preset, changed and fixed flags, a folder of someone
+else's files, no --out, a batch size changed mid-epoch, end-of-run files left stale."""
+
+import csv
+import json
+import zipfile
+
+from tests.conftest import run_cli
+
+
+def smoke(data, out, *extra):
+    return run_cli("train", "--preset", "smoke", "--data", data, "--out", out, *extra)
+
+
+def test_a_run_continues_with_its_own_settings_and_flags_change_the_rest(tmp_path, tiny_npz):
+    out = tmp_path / "r"
+    first = smoke(tiny_npz, out, "--epochs", 1, "--gen-lr", "0.0003", "--seed", 5)
+    assert first.returncode == 0, first.stderr
+
+    # No --preset: the smoke run goes on as a smoke run (not the default tutorial's).
+    second = run_cli("train", "--out", out, "--epochs", 2, "--disc-lr", "0.0005")
+    assert second.returncode == 0, second.stderr
+    assert "resuming from the checkpoint of epoch 1" in second.stdout
+    assert "changed for the rest of this run: --disc-lr 0.0001 -> 0.0005" in second.stdout
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["base_filters"], saved["gen_lr"], saved["disc_lr"]) == (8, 0.0003, 0.0005)
+    assert (saved["epochs"], saved["seed"]) == (2, 5)
+
+    fixed = run_cli("train", "--out", out, "--epochs", 3, "--base-filters", 16)
+    assert fixed.returncode == 2 and "--base-filters 8 -> 16" in fixed.stderr
+    assert json.loads((out / "config.json").read_text()) == saved  # nothing rewritten
+
+
+def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path, tiny_npz):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    refused = smoke(tiny_npz, mine, "--epochs", 1)
+    assert refused.returncode == 2, refused.stderr
+    assert "holds other files (notes.txt) and no run of ours" in refused.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+    # Without --out, in a clone's root with its committed pictures: a new folder in runs/.
+    clone = tmp_path / "clone"
+    (clone / "DCGAN_Images").mkdir(parents=True)
+    committed = clone / "DCGAN_Images" / "image_at_epoch_0002.png"
+    committed.write_bytes(b"a committed picture")
+    args = ["train", "--preset", "smoke", "--epochs", 1, "--data", tiny_npz, "--seed", 1]
+    made = run_cli(*args, cwd=clone)
+    assert made.returncode == 0, made.stderr
+    (run,) = (clone / "runs").iterdir()
+    assert f"no --out given: a new run in runs/{run.name}" in made.stdout
+    assert run.name.startswith("dcgan-mnist-f8-b32-seed1-")
+    assert committed.read_bytes() == b"a committed picture"
+    assert sorted(p.name for p in clone.iterdir()) == ["DCGAN_Images", "runs"]
+    # The same command again finds its run and resumes it; runs/ itself is fine too.
+    again = run_cli(*args[:4], 2, *args[5:], cwd=clone)
+    assert again.returncode == 0 and "resuming from the checkpoint of epoch 1" in again.stdout
+    assert smoke(tiny_npz, clone / "runs", "--epochs", 1).returncode == 0
+
+
+def test_a_batch_size_changed_mid_epoch_starts_that_epoch_again(tmp_path, tiny_npz):
+    out = tmp_path / "r"
+    stopped = run_cli(
+        "train",
+        "--preset",
+        "smoke",
+        "--data",
+        tiny_npz,
+        "--out",
+        out,
+        "--epochs",
+        1,
+        "--batch-size",
+        8,
+        "--seed",
+        2,
+        env={"GAN_MNIST_FAULT": "step@5:SIGINT"},
+    )
+    assert stopped.returncode == 130, stopped.stderr
+    assert "checkpointed at epoch 0 and 5 steps of the next" in stopped.stdout
+
+    resumed = run_cli("train", "--out", out, "--batch-size", 64)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "in the middle of epoch 1: that epoch starts again" in resumed.stdout
+    with open(out / "history.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert float(row["images_per_sec"]) > 0  # it trained: smoke's 256 images in 4 batches of 64
+
+
+def test_end_of_run_files_left_stale_by_a_kill_are_rewritten(tmp_path, tiny_npz):
+    out = tmp_path / "r"
+    assert smoke(tiny_npz, out, "--epochs", 2, "--seed", 3).returncode == 0
+    # Killed after the final checkpoint of epoch 3, while rebuilding the end-of-run
+    # files: the GIF is new, the montage and ZIP still show 2 epochs.
+    killed = run_cli("train", "--out", out, "--epochs", 3, env={"GAN_MNIST_FAULT": "summaries"})
+    assert killed.returncode == -9
+    with zipfile.ZipFile(out / "dcgan_images.zip") as archive:
+        assert len(archive.namelist()) == 2
+
+    rerun = run_cli("train", "--out", out, "--epochs", 3)
+    assert rerun.returncode == 0 and "nothing to do" in rerun.stdout
+    with zipfile.ZipFile(out / "dcgan_images.zip") as archive:
+        assert len(archive.namelist()) == 3
+
+
+def test_a_checkpoint_without_the_generator_the_config_names_is_refused_not_random(
+    tmp_path, tiny_npz
+):
+    out = tmp_path / "r"
+    assert smoke(tiny_npz, out, "--epochs", 1, "--seed", 4).returncode == 0  # no --ema
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "ema": 0.5}))
+    result = run_cli("sample", out, "--out", tmp_path / "s.npz")
+    assert result.returncode == 2, result.stderr
+    assert "does not hold the average generator" in result.stderr
+    assert not (tmp_path / "s.npz").exists()
