@@ -21,6 +21,7 @@ from gan_mnist.config import (
     PROGRESS_MODES,
     TrainConfig,
     make_config,
+    preset_values,
     resumed_config,
     saved_config,
 )
@@ -353,8 +354,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else run_folder(config, RUNS_DIR)
     previous = saved_config(out) if (out / CHECKPOINT_DIR).is_dir() else None
     if previous is not None:  # a run continues with its own settings
-        if args.preset:
-            print(f"note: {out} is a run with its own settings; --preset applies to new runs.")
+        differ = [
+            "--" + k.replace("_", "-")
+            for k, v in preset_values(args.preset or "tutorial", previous.model).items()
+            if args.preset and overrides.get(k) is None and getattr(previous, k) != v
+        ]
+        if differ:
+            print(
+                f"note: {out} continues with its own settings; --preset {args.preset} "
+                f"(for new runs) differs in {', '.join(differ)}."
+            )
         config, changes = resumed_config(previous, overrides)
         for change in changes:
             print(f"changed for the rest of this run: {change}")

@@ -31,6 +31,13 @@ def test_a_run_continues_with_its_own_settings_and_flags_change_the_rest(tmp_pat
     assert fixed.returncode == 2 and "--base-filters 8 -> 16" in fixed.stderr
     assert json.loads((out / "config.json").read_text()) == saved  # nothing rewritten
 
+    # A preset names settings for new runs: given again, it is noted, not applied.
+    noted = run_cli("train", "--out", out, "--epochs", 2, "--preset", "demo")
+    assert noted.returncode == 0 and "nothing to do" in noted.stdout
+    assert "--preset demo (for new runs) differs in" in noted.stdout
+    assert "--base-filters" in noted.stdout
+    assert json.loads((out / "config.json").read_text())["base_filters"] == 8
+
 
 def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path, tiny_npz):
     mine = tmp_path / "mine"
@@ -57,6 +64,7 @@ def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path, tiny_npz)
     # The same command again finds its run and resumes it; runs/ itself is fine too.
     again = run_cli(*args[:4], 2, *args[5:], cwd=clone)
     assert again.returncode == 0 and "resuming from the checkpoint of epoch 1" in again.stdout
+    assert "note:" not in again.stdout  # its own preset: nothing to say
     assert smoke(tiny_npz, clone / "runs", "--epochs", 1).returncode == 0
 
 
