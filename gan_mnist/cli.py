@@ -245,7 +245,7 @@ def _add_interpolate_command(commands) -> None:
         "--steps", type=int, default=12, help="frames from one point to the next (default: 12)"
     )
     interpolate.add_argument(
-        "--points", type=int, default=4, help="noise vectors each walk visits (default: 4)"
+        "--points", type=int, help=f"noise vectors each walk visits (default: {WALK_POINTS})"
     )
     interpolate.add_argument("--walks", type=int, default=8, help="walks side by side (default: 8)")
     interpolate.add_argument("--digit", metavar="D", help="conditional runs: walk only this class")
@@ -393,6 +393,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 RUNS_DIR = "runs"  # where a run without --out goes
 
 
+WALK_POINTS = 4  # interpolate: noise vectors each walk visits by default
 GRID_MAX = 100  # images in a --grid PNG: a readable picture whatever --n is
 
 
@@ -495,6 +496,12 @@ def _check_memory(n: int) -> None:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> None:
+    if args.walk == "classes" and (args.digit is not None or args.points is not None):
+        raise UserError(
+            "--walk classes goes through every class, 0 to 9, at fixed noise, so --digit "
+            "and --points do not apply to it: leave them out, or use --walk noise."
+        )
+    args.points = WALK_POINTS if args.points is None else args.points
     for name in ("steps", "points", "walks"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name} must be a positive whole number.")

@@ -51,6 +51,8 @@ def test_help_is_the_manual():
         (["interpolate", ".", "--out", "w.gif", "--points", "1"], "at least 2"),
         (["train", "--model", "gan"], "invalid choice: 'gan'"),
         (["evaluate", ".", "--n", "3"], "--n must be at least 4 images"),
+        (["interpolate", ".", "--out", "w.gif", "--walk", "classes", "--digit", "3"], "apply"),
+        (["interpolate", ".", "--out", "w.gif", "--walk", "classes", "--points", "6"], "apply"),
         (["train", "--eval-samples", "3"], "--eval-samples must be at least 4"),
     ],
 )
