@@ -118,6 +118,11 @@ class TrainingState:
             ],
         )
 
+    def forget_partial_epoch(self) -> None:
+        """The next epoch starts at its first batch with empty loss sums."""
+        self.step_in_epoch.assign(0)
+        self.loss_sums.assign([0.0, 0.0])
+
     @property
     def sampling_models(self) -> GanModels:
         """The networks that draw previews and samples: with --ema, the averaged

@@ -20,6 +20,7 @@ from gan_mnist.config import (
     PRESETS,
     PROGRESS_MODES,
     TrainConfig,
+    flag_name,
     make_config,
     preset_values,
     resumed_config,
@@ -89,7 +90,7 @@ message says how to fix it), 130 / 143 stopped by SIGINT / SIGTERM (resumable)."
 
 
 FIXED_FLAGS = [
-    "--" + f.name.replace("_", "-")
+    flag_name(f.name)
     for f in dataclasses.fields(TrainConfig)
     if f.metadata["fixed"] and f.metadata["flag"]
 ]
@@ -355,7 +356,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     previous = saved_config(out) if (out / CHECKPOINT_DIR).is_dir() else None
     if previous is not None:  # a run continues with its own settings
         differ = [
-            "--" + k.replace("_", "-")
+            flag_name(k)
             for k, v in preset_values(args.preset or "tutorial", previous.model).items()
             if args.preset and overrides.get(k) is None and getattr(previous, k) != v
         ]

@@ -147,7 +147,9 @@ class TrainConfig:
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise UserError(f"{_flag(name)} must be a positive whole number, got {value!r}.")
+                raise UserError(
+                    f"{flag_name(name)} must be a positive whole number, got {value!r}."
+                )
         if self.eval_samples < MIN_EVAL_SAMPLES:
             raise UserError(
                 f"--eval-samples must be at least {MIN_EVAL_SAMPLES} (precision and recall "
@@ -156,7 +158,7 @@ class TrainConfig:
         for name in ("save_generator_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise UserError(
-                    f"{_flag(name)} must be 0 (never) or a positive number of epochs, "
+                    f"{flag_name(name)} must be 0 (never) or a positive number of epochs, "
                     f"got {getattr(self, name)}."
                 )
         if self.seed is not None and not 0 <= self.seed < 2**31:
@@ -172,7 +174,7 @@ class TrainConfig:
             raise UserError(f"--limit must be a positive number of images, got {self.limit}.")
         for name in ("gen_lr", "disc_lr"):
             if not getattr(self, name) > 0:
-                raise UserError(f"{_flag(name)} must be > 0, got {getattr(self, name)}.")
+                raise UserError(f"{flag_name(name)} must be > 0, got {getattr(self, name)}.")
         if not 0 <= self.ema < 1:
             raise UserError(f"--ema must be in [0, 1) (0 = off; 0.999 is usual), got {self.ema}.")
         if not isinstance(self.steps_per_call, int) or self.steps_per_call < 0:
@@ -186,7 +188,7 @@ class TrainConfig:
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
                 raise UserError(
-                    f"{_flag(f.name)} must be one of {', '.join(choices)}, "
+                    f"{flag_name(f.name)} must be one of {', '.join(choices)}, "
                     f"got {getattr(self, f.name)!r}."
                 )
 
@@ -202,7 +204,7 @@ class TrainConfig:
     def fixed_differences(self, other: TrainConfig) -> list[str]:
         """Fields that define the checkpoint's shape or data and differ from ``other``."""
         return [
-            f"{_flag(f.name)} {getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
+            f"{flag_name(f.name)} {getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
             if f.metadata["fixed"] and getattr(self, f.name) != getattr(other, f.name)
         ]
@@ -220,7 +222,7 @@ def resumed_config(previous: TrainConfig, given: dict[str, Any]) -> tuple[TrainC
     """
     changed = {k: v for k, v in given.items() if v is not None and v != getattr(previous, k)}
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    lines = {k: f"{_flag(k)} {getattr(previous, k)!r} -> {v!r}" for k, v in changed.items()}
+    lines = {k: f"{flag_name(k)} {getattr(previous, k)!r} -> {v!r}" for k, v in changed.items()}
     fixed = [line for k, line in lines.items() if fields[k].metadata["fixed"]]
     if fixed:
         raise UserError(
@@ -231,7 +233,8 @@ def resumed_config(previous: TrainConfig, given: dict[str, Any]) -> tuple[TrainC
     return dataclasses.replace(previous, **changed), list(lines.values())
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
+    """The command-line flag of a `TrainConfig` field: gen_lr -> --gen-lr."""
     return "--" + name.replace("_", "-")
 
 

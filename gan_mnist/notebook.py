@@ -1,5 +1,6 @@
 """Helpers for Part 2 of GAN_MNIST_Notebook.ipynb: run folders named from their
-settings, animated GIFs and wide PNGs shown inline, and a live preview per epoch."""
+settings (also `gan-mnist train`'s folder when no --out is given), animated GIFs and
+wide PNGs shown inline, and a live preview per epoch."""
 
 from __future__ import annotations
 

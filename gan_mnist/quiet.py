@@ -82,6 +82,8 @@ class _QuietLoader(importlib.abc.Loader):
 class _QuietFinder(importlib.abc.MetaPathFinder):
     """Finds ``tensorflow`` as the other finders do, with its loader wrapped."""
 
+    set_level = False  # whether `install` set TF_CPP_MIN_LOG_LEVEL in this process
+
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
             return None
@@ -115,6 +117,6 @@ def uninstall(everything: bool = False) -> None:
     level `install` chose, if TensorFlow is not imported yet."""
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
-    if everything and getattr(_FINDER, "set_level", False):
+    if everything and _FINDER.set_level:
         os.environ.pop(LEVEL_ENV, None)
         os.environ.pop(OURS_ENV, None)

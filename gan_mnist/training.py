@@ -161,19 +161,7 @@ def _train_locked(
 
     state = TrainingState(config, out_dir, models, runtime=place, restore_dir=restore_dir)
     done, skip = state.restore()
-    moved = previous is not None and (previous.batch_size, previous.limit) != (
-        config.batch_size,
-        config.limit,
-    )
-    if skip and moved:
-        # The saved position counts batches of the old size in the old image set.
-        print(
-            f"--batch-size or --limit changed in the middle of epoch {done + 1}: that epoch "
-            "starts again from its first batch."
-        )
-        state.step_in_epoch.assign(0)
-        state.loss_sums.assign([0.0, 0.0])
-        skip = 0
+    skip = restart_if_batches_moved(state, previous, done, skip)
     if done or skip:
         where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")
         print(f"resuming from the checkpoint of {where} in {out_dir / CHECKPOINT_DIR}")
@@ -204,6 +192,25 @@ def _train_locked(
         # notebook's "Run all" must not go on to the next cell's training).
         raise Interrupted(summary)
     return summary
+
+
+def restart_if_batches_moved(state: TrainingState, previous, done: int, skip: int) -> int:
+    """The batch to resume at: ``skip``, or 0 when --batch-size or --limit changed in
+    the middle of an epoch (the saved position counts batches of the old size in the
+    old image set), with that epoch's partial sums forgotten."""
+    config = state.config
+    moved = previous is not None and (previous.batch_size, previous.limit) != (
+        config.batch_size,
+        config.limit,
+    )
+    if not (skip and moved):
+        return skip
+    print(
+        f"--batch-size or --limit changed in the middle of epoch {done + 1}: that epoch "
+        "starts again from its first batch."
+    )
+    state.forget_partial_epoch()
+    return 0
 
 
 class Interrupted(KeyboardInterrupt):
@@ -415,8 +422,7 @@ def run_epoch(
     means = check_finite(state, epoch)
     done = int(state.step_in_epoch.numpy())
     if done == steps:  # a whole epoch: the sums start again for the next one
-        state.step_in_epoch.assign(0)
-        state.loss_sums.assign([0.0, 0.0])
+        state.forget_partial_epoch()
         state.epoch.assign(epoch)
     return {
         **means,
