@@ -24,7 +24,8 @@ import gan_mnist  # noqa: F401  (quiets TensorFlow's start-up logs before it loa
 from gan_mnist.config import make_config
 from gan_mnist.data import load_mnist
 from gan_mnist.evaluator import Evaluator, evaluate_run
-from gan_mnist.training import read_history, train
+from gan_mnist.records import read_history
+from gan_mnist.training import train
 
 RESULTS = Path(__file__).with_name("results") / "anchor.md"
 HEADER = [

@@ -1,130 +1,269 @@
-"""Quality for equal wall-clock budgets: the classic tutorial settings against our presets.
+"""Quality over seeds: named configurations, each trained on the real MNIST over several
+seeds, measured with `gan-mnist evaluate`'s metrics and summarised as mean ± spread.
 
-Each configuration trains on the real MNIST (offline path) for exactly the same
-minutes of training on this machine, then `gan-mnist evaluate`'s metrics are
-computed on N generated digits, beside N real training digits (the ceiling).
+A configuration is a preset, a model family and settings on top (or networks built
+here, for an ablation that is not a flag). By default each trains for its preset's
+epochs; ``--minutes M`` trains for M minutes of wall-clock instead (the 20-minute runs).
 
-    python bench/quality.py                     # budgets 5 and 20 minutes (~80 min)
-    python bench/quality.py --budgets 1 --n 2000 --presets demo   # a quick look
+    python bench/quality.py --list
+    python bench/quality.py demo-dcgan demo-infogan-nets --seeds 1 2 3
+    python bench/quality.py fast-infogan-nets --seeds 1 --minutes 20
 
-Prints one Markdown table and writes it to bench/results/quality.md (README quotes it).
-The `smoke` preset is left out by default: it trains on 256 images for tests, and a
-time budget would only make it write thousands of one-second epochs.
+Each run's row is printed as it ends and appended to ``--log`` (JSON lines), so
+configurations can run in separate processes (one TensorFlow thread each:
+TF_NUM_INTRAOP_THREADS=1) and be summarised together with ``--summarise LOG``, which
+prints one Markdown table: per configuration the mean and the spread (half the range
+over its seeds) of each metric, and how many seeds. A change is adopted only when it
+beats the spread. The minutes column is training wall-clock; it compares only runs
+made side by side in one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gan_mnist  # noqa: F401  (quiets TensorFlow's start-up logs before it loads)
 from gan_mnist.config import make_config
-from gan_mnist.data import load_mnist
-from gan_mnist.evaluator import Evaluator, evaluate_run
-from gan_mnist.training import train
+from gan_mnist.evaluator import TrainingEvaluation
 
-RESULTS = Path(__file__).with_name("results") / "quality.md"
-LABELS = {"tutorial": "tutorial (the seeds' classic TF tutorial settings)"}
+METRICS = TrainingEvaluation.METRICS  # the headline metrics, as training logs them
+
+RESULTS = Path(__file__).with_name("results")
 
 
-def metric_cells(scores: dict) -> list[str]:
-    """The table's metric columns for one row of `Evaluator.score` results."""
-    return [
-        f"{scores['frechet_distance']:.2f}",
-        f"{scores['classifier_score']:.2f}",
-        f"{scores['digits_covered']}",
-        f"{scores['precision']:.3f}",
-        f"{scores['recall']:.3f}",
+@dataclass(frozen=True)
+class Setup:
+    """One configuration: what it is, its preset and settings, and networks if built here."""
+
+    about: str
+    preset: str
+    settings: dict = field(default_factory=dict)
+    networks: str | None = None  # a function of this module that builds GanModels
+
+
+def infogan_nets_without_d_batchnorm(config):
+    """The InfoGAN paper's networks with BatchNorm taken out of the discriminator."""
+    from gan_mnist.models.base import GanModels
+    from gan_mnist.models.infogan_nets import build_discriminator, build_generator
+
+    return GanModels.of(
+        build_generator(config.noise_dim, config.base_filters),
+        build_discriminator(config.base_filters, config.dropout, batchnorm=False),
+        family="infogan-nets",
+    )
+
+
+def infogan_nets_conditional(config):
+    """The InfoGAN paper's networks made class-conditional as `cdcgan` is: the one-hot
+    class joins G's noise; D's logit gains a projection term and a class head."""
+    import keras
+    from keras import layers
+
+    from gan_mnist.models import FAMILIES
+    from gan_mnist.models.base import NUM_CLASSES, GanModels
+    from gan_mnist.models.cdcgan import CLASS_LOSS_WEIGHT
+    from gan_mnist.models.dcgan import IMAGE_SHAPE
+    from gan_mnist.models.infogan_nets import feature_layers, generator_layers
+
+    noise = keras.Input(shape=(config.noise_dim,))
+    label = keras.Input(shape=(NUM_CLASSES,))
+    x = layers.Concatenate()([noise, label])
+    for layer in generator_layers(config.base_filters):
+        x = layer(x)
+    generator = keras.Model([noise, label], x, name="generator")
+    image = keras.Input(shape=IMAGE_SHAPE)
+    d_label = keras.Input(shape=(NUM_CLASSES,))
+    features = image
+    for layer in feature_layers(config.base_filters, config.dropout):
+        features = layer(features)
+    unconditional = layers.Dense(1)(features)
+    class_vector = layers.Dense(features.shape[-1], use_bias=False)(d_label)
+    logits = layers.Add()([unconditional, layers.Dot(axes=1)([class_vector, features])])
+    class_logits = layers.Dense(NUM_CLASSES)(features)
+    discriminator = keras.Model([image, d_label], [logits, class_logits], name="discriminator")
+    return GanModels(
+        generator, discriminator, FAMILIES["cdcgan"], config.noise_dim, CLASS_LOSS_WEIGHT
+    )
+
+
+NETS = "infogan-nets"
+B64 = {"model": NETS, "batch_size": 64, "epochs": 5}  # the paper's batch, 5 x 20,000 images
+SETUPS: dict[str, Setup] = {
+    "demo-dcgan": Setup(
+        "the demo before: half-width tutorial DCGAN, batch 32", "demo", {"model": "dcgan"}
+    ),
+    "demo-dcgan-bf16": Setup(
+        "the same in bfloat16", "demo", {"model": "dcgan", "mixed_precision": "bfloat16"}
+    ),
+    "demo-infogan-nets": Setup(
+        "the demo now: InfoGAN paper's networks, batch 32, 4 epochs", "demo", {"model": NETS}
+    ),
+    "demo-infogan-nets-b64": Setup("InfoGAN paper's networks, batch 64, 5 epochs", "demo", B64),
+    "demo-infogan-nets-b32-e5": Setup(
+        "the same with batch 32, 5 epochs", "demo", {**B64, "batch_size": 32}
+    ),
+    "demo-infogan-nets-no-d-bn": Setup(
+        "batch 64, 5 epochs, without BatchNorm in D",
+        "demo",
+        B64,
+        networks="infogan_nets_without_d_batchnorm",
+    ),
+    "demo-infogan-nets-glr4e-4": Setup(
+        "batch 64, 5 epochs, G lr 4e-4", "demo", {**B64, "gen_lr": 4e-4}
+    ),
+    "demo-infogan-nets-conditional": Setup(
+        "the demo's networks, class-conditional (cdcgan's projection + class head)",
+        "demo",
+        {
+            "model": "cdcgan",
+            "noise_dim": 62,
+            "base_filters": 64,
+            "batch_size": 32,
+            "epochs": 4,
+            "gen_lr": 1e-3,
+            "disc_lr": 2e-4,
+            "num_examples": 10,
+            "jit_compile": "on",
+        },
+        networks="infogan_nets_conditional",
+    ),
+    "fast-dcgan": Setup(
+        "the fast before: the demo's DCGAN on all images", "fast", {"model": "dcgan"}
+    ),
+    "fast-infogan-nets": Setup(
+        "the fast now: InfoGAN paper's networks on all images", "fast", {"model": NETS}
+    ),  # fmt: skip
+}
+
+
+def run(name: str, seed: int, minutes: float | None, n: int, mnist, evaluator) -> dict:
+    """Train one configuration with one seed and measure it."""
+    from gan_mnist.evaluator import evaluate_run
+    from gan_mnist.training import train
+
+    setup = SETUPS[name]
+    settings = {**setup.settings, "seed": seed}
+    if minutes is not None:  # the clock, not the epochs, ends the run
+        settings.update(epochs=10_000, checkpoint_every=10_000)
+    config = make_config(setup.preset, **settings)
+    models = globals()[setup.networks](config) if setup.networks else None
+    with tempfile.TemporaryDirectory() as run_dir:
+        started = time.perf_counter()
+        summary = train(
+            config,
+            run_dir,
+            data=mnist,
+            models=models,
+            quiet=True,
+            progress="none",
+            max_minutes=minutes,
+        )
+        seconds = time.perf_counter() - started
+        result = evaluate_run(Path(run_dir), n=n, seed=0, data=mnist, evaluator=evaluator)
+    images = len(mnist.x_train) if config.limit is None else config.limit
+    return {
+        "config": name,
+        "seed": seed,
+        "epochs": round(summary.images_trained / images, 2),
+        "train_seconds": round(sum(row["seconds"] for row in summary.history), 1),
+        "wall_seconds": round(seconds, 1),
+        "n": n,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        **{k: result["generated"][k] for k in METRICS},
+        **({"class_accuracy": result["class_accuracy"]} if "class_accuracy" in result else {}),
+    }
+
+
+def cell(values: list[float], digits: int) -> str:
+    """mean ± half the range, or the one value."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    spread = (max(values) - min(values)) / 2
+    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
+
+
+def summarise(rows: list[dict]) -> str:
+    """One Markdown row per configuration, in the order first seen."""
+    header = [
+        "configuration",
+        "seeds",
+        "epochs",
+        "Fréchet distance",
+        "classifier score",
+        "digits",
+        "precision",
+        "recall",
+        "training min",
     ]
-
-
-def raw_generator_scores(run_dir: Path, config, evaluator, args, mnist) -> dict | None:
-    """For a run with an averaged generator (--ema): the raw generator's metrics."""
-    if not config.ema:
-        return None
-    import tensorflow as tf
-
-    from gan_mnist.checkpoints import newest_intact_checkpoint
-    from gan_mnist.models import build_models
-    from gan_mnist.sampling import generate_images
-
-    latest, _ = newest_intact_checkpoint(run_dir)
-    models = build_models(config)
-    tf.train.Checkpoint(generator=models.generator).restore(latest).expect_partial()
-    reference, _ = evaluator.predict(mnist.x_test)
-    return evaluator.score(generate_images(models, args.n, args.seed), reference)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in dict.fromkeys(row["config"] for row in rows):
+        mine = [row for row in rows if row["config"] == name]
+        about = SETUPS[name].about if name in SETUPS else ""
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"`{name}` ({about})",
+                    ", ".join(str(row["seed"]) for row in mine),
+                    cell([row["epochs"] for row in mine], 1),
+                    cell([row["frechet_distance"] for row in mine], 2),
+                    cell([row["classifier_score"] for row in mine], 2),
+                    cell([row["digits_covered"] for row in mine], 1),
+                    cell([row["precision"] for row in mine], 3),
+                    cell([row["recall"] for row in mine], 3),
+                    cell([row["train_seconds"] / 60 for row in mine], 1),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budgets", type=float, nargs="+", default=[5, 20], metavar="MIN")
-    parser.add_argument("--presets", nargs="+", default=["tutorial", "demo", "fast"])
+    parser.add_argument("configs", nargs="*", help="configurations to run (see --list)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--minutes", type=float, help="train for M minutes, not the epochs")
     parser.add_argument("--n", type=int, default=10_000, help="digits measured per run")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--log", type=Path, default=RESULTS / "quality-runs.jsonl")
+    parser.add_argument("--summarise", type=Path, metavar="LOG", help="print LOG's table")
+    parser.add_argument("--list", action="store_true", help="list the configurations")
     args = parser.parse_args()
+    if args.list:
+        for name, setup in SETUPS.items():
+            print(f"{name:32} {setup.about}")
+        return
+    if args.summarise:
+        rows = [json.loads(line) for line in args.summarise.read_text().splitlines() if line]
+        print(summarise(rows))
+        return
+    unknown = [name for name in args.configs if name not in SETUPS]
+    if unknown or not args.configs:
+        parser.error(f"choose configurations from: {', '.join(SETUPS)} (got {unknown})")
 
-    mnist = load_mnist()
-    evaluator = Evaluator.load()
-    rows, ceiling = [], None
-    for budget in args.budgets:
-        for preset in args.presets:
-            # A huge epoch count: the time budget, not the preset's epochs, ends the run.
-            config = make_config(preset, epochs=10_000, seed=args.seed, checkpoint_every=10_000)
-            with tempfile.TemporaryDirectory() as run_dir:
-                started = time.perf_counter()
-                summary = train(config, run_dir, data=mnist, quiet=True, max_minutes=budget)
-                wall = time.perf_counter() - started
-                result = evaluate_run(
-                    Path(run_dir), n=args.n, seed=args.seed, data=mnist, evaluator=evaluator
-                )
-                raw = raw_generator_scores(Path(run_dir), config, evaluator, args, mnist)
-            images = len(mnist.x_train) if config.limit is None else config.limit
-            ceiling = result["real_data_ceiling"]
-            epochs = f"{summary.images_trained / images:.1f}"
-            label = LABELS.get(preset, preset)
-            if raw is not None:  # the same run's raw generator, beside its average
-                rows.append(
-                    [f"{budget:g} min", f"{label}, raw generator", epochs]
-                    + metric_cells(raw)
-                    + [f"{wall / 60:.1f}"]
-                )
-                label += f", averaged generator (ema {config.ema})"
-            rows.append(
-                [f"{budget:g} min", label, epochs]
-                + metric_cells(result["generated"])
-                + [f"{wall / 60:.1f}"]
-            )
-            print("\n".join(" | ".join(row) for row in rows[-1 - (raw is not None) :]), flush=True)
-    ceiling_label = f"real MNIST training digits (ceiling, n={args.n})"
-    rows.append(["-", ceiling_label, "-"] + metric_cells(ceiling) + ["-"])
-    header = [
-        "budget",
-        "configuration",
-        "epochs reached",
-        "Fréchet distance (classifier)",
-        "classifier score",
-        "digits covered",
-        "precision",
-        "recall",
-        "wall-clock min (train + artifacts)",
-    ]
-    table = "\n".join(
-        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        + ["| " + " | ".join(row) + " |" for row in rows]
-    )
-    text = (
-        f"Measured by `python bench/quality.py` on {platform.node() or 'this machine'} "
-        f"({platform.processor() or platform.machine()}, CPU only), n={args.n} generated "
-        f"digits per run, seed {args.seed}, {time.strftime('%Y-%m-%d')}.\n\n{table}\n"
-    )
-    print("\n" + text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"written to {args.out}")
+    from gan_mnist.data import load_mnist
+    from gan_mnist.evaluator import Evaluator
+
+    mnist, evaluator = load_mnist(), Evaluator.load()
+    rows = []
+    # Seed by seed, alternating the configurations' order, so that the CPU's fast and
+    # throttled spells fall on all of them alike.
+    for i, seed in enumerate(args.seeds):
+        for name in args.configs if i % 2 == 0 else reversed(args.configs):
+            rows.append(run(name, seed, args.minutes, args.n, mnist, evaluator))
+            print(json.dumps(rows[-1]), flush=True)
+            args.log.parent.mkdir(parents=True, exist_ok=True)
+            with args.log.open("a") as log:
+                log.write(json.dumps(rows[-1]) + "\n")
+    print(f"\n{platform.node()}, n={args.n}, {time.strftime('%Y-%m-%d')}\n")
+    print(summarise(rows))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from gan_mnist import artifacts
+from gan_mnist.config import METRICS_NAME
+from gan_mnist.data import NUM_CLASSES
 from gan_mnist.errors import UserError
 
 GRID_IMAGES = 64  # a "new batch": the same images as `gan-mnist sample --n 64 --seed S`
@@ -65,9 +67,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run_dir = Path(run_dir)
     models, config, source = load_generator(run_dir)
     metrics = None
-    if (run_dir / "metrics.json").exists():
+    if (run_dir / METRICS_NAME).exists():
         try:
-            metrics = json.loads((run_dir / "metrics.json").read_text())
+            metrics = json.loads((run_dir / METRICS_NAME).read_text())
         except ValueError:
             metrics = None  # a damaged metrics file only loses the page's metrics line
     return LoadedRun(run_dir, models, config, source, metrics)
@@ -136,7 +138,7 @@ def noise_walk_frame(
     noise = slerp(start, end, float(t))
     labels = None
     if run.conditional:
-        labels = np.full(walks, label) if label is not None else np.arange(walks) % 10
+        labels = np.full(walks, label) if label is not None else np.arange(walks) % NUM_CLASSES
     return run.models.to_uint8(run.models.generate(noise, labels))
 
 
@@ -148,7 +150,7 @@ def class_walk_frame(
     if not run.conditional:
         raise UserError(f"this run ({run.config.model}) has no classes to walk between")
     noise = walk_endpoints(run, seed, walks)[0]
-    eye = np.eye(10, dtype=np.float32)
+    eye = np.eye(NUM_CLASSES, dtype=np.float32)
     mixture = (1 - float(t)) * eye[int(start)] + float(t) * eye[int(end)]
     return run.models.to_uint8(run.models.generate(noise, np.tile(mixture, (walks, 1))))
 

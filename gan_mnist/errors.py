@@ -14,3 +14,18 @@ def check_run_dir(run_dir) -> None:
 
     if not Path(run_dir).is_dir():
         raise UserError(f"{run_dir} is not a folder. Pass the --out folder of a training run.")
+
+
+def write_failure(error: OSError, path, then: str) -> UserError:
+    """A failed write as a `UserError` whose advice fits its cause (a full disk, a
+    folder without permission or read-only, or something else), ending in ``then``."""
+    import errno
+
+    reason = error.strerror or str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        advice = "Free some space or choose another folder"
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "Choose a folder you can write to (or fix this one's permissions)"
+    else:
+        advice = "Check the path and the disk"
+    return UserError(f"cannot write {error.filename or path}: {reason}. {advice}; {then}")

@@ -8,7 +8,6 @@ classifier of its own data set. The weights ship in the package
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import keras
@@ -17,7 +16,7 @@ from keras import layers
 
 from gan_mnist import metrics
 from gan_mnist.config import NEIGHBOURS
-from gan_mnist.data import ImageData
+from gan_mnist.data import NUM_CLASSES, ImageData
 from gan_mnist.errors import UserError
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -52,7 +51,7 @@ def build_classifier() -> keras.Model:
             layers.Flatten(),
             layers.Dense(128, activation="relu", name=FEATURES),  # (batch, 128)
             layers.Dropout(0.4),
-            layers.Dense(10, name="logits"),
+            layers.Dense(NUM_CLASSES, name="logits"),
         ],
         name="mnist_classifier",
     )
@@ -141,13 +140,6 @@ class Evaluator:
         }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m gan_mnist.evaluator`: retrain the shipped classifier weights."""
-    from gan_mnist.cli import main as cli_main
-
-    return cli_main(["train-evaluator", *(sys.argv[1:] if argv is None else argv)])
-
-
 # --- evaluating a training run -----------------------------------------------------
 
 TABLE_ROWS = [
@@ -190,7 +182,13 @@ def evaluate_run(
     from gan_mnist.sampling import generate_images
 
     models, config, source = load_generator(Path(run_dir))
-    data = data or load_dataset(config.dataset, config.data)
+    if data is None:
+        # The run's own data file if it is still there, else the data set's usual copy
+        # (the test images are the same; a moved file is not the user's mistake).
+        trained_on = config.data if config.data and Path(config.data).exists() else None
+        if config.data and trained_on is None:
+            print(f"note: {config.data} (the run's --data) is gone; using {config.dataset}.")
+        data = load_dataset(config.dataset, trained_on)
     if data.dataset != config.dataset:
         raise UserError(
             f"{run_dir} was trained on {config.dataset}, but the data given is {data.dataset}."
@@ -224,9 +222,9 @@ def class_accuracy(models, evaluator: Evaluator, n: int, seed: int) -> dict:
     """
     from gan_mnist.sampling import generate_images
 
-    per_class_n = max(n // 10, 1)
+    per_class_n = max(n // NUM_CLASSES, 1)
     shares = []
-    for label in range(10):
+    for label in range(NUM_CLASSES):
         images = generate_images(models, per_class_n, seed + label, label=label)
         shares.append(evaluator.accuracy(images, np.full(per_class_n, label)))
     return {
@@ -241,8 +239,11 @@ def format_table(result: dict) -> str:
     """The metrics as a readable two-column table."""
     lines = [f"{'metric':62} {'generated':>10} {'real data':>10}", "-" * 84]
     for key, label, fmt in TABLE_ROWS:
-        generated, real = result["generated"][key], result["real_data_ceiling"][key]
-        lines.append(f"{label:62} {generated:>10{fmt}} {real:>10{fmt}}")
+        cells = [
+            "n/a" if value is None else f"{value:{fmt}}"  # KL without a confident sample
+            for value in (result["generated"][key], result["real_data_ceiling"][key])
+        ]
+        lines.append(f"{label:62} {cells[0]:>10} {cells[1]:>10}")
     lines.append(f"{'class histogram (0..9), generated':62} {result['generated']['histogram']}")
     if "class_accuracy" in result:
         accuracy = result["class_accuracy"]
@@ -289,7 +290,3 @@ class TrainingEvaluation:
         improved = row["frechet_distance"] < self.best
         self.best = min(self.best, row["frechet_distance"])
         return row, improved
-
-
-if __name__ == "__main__":
-    sys.exit(main())

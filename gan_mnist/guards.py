@@ -174,7 +174,7 @@ def remove_stale_temporaries(out_dir: Path) -> list[Path]:
         if pid.isdigit() and not _alive(int(pid)) and path.is_file():
             path.unlink()
             removed.append(path)
-    for path in Path(out_dir).glob("training_checkpoints/*_temp*"):
+    for path in Path(out_dir).glob(f"{CHECKPOINT_DIR}/*_temp*"):
         import shutil
 
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()

@@ -71,7 +71,8 @@ def mode_coverage(probabilities: np.ndarray, min_share: float = 0.01) -> dict:
         {"histogram": count per digit (0..9) among samples with max probability >=
         CONFIDENT, "confident_fraction", "digits_covered": digits holding at least
         ``min_share`` of the confident samples, "kl_from_uniform": KL(histogram ||
-        uniform), 0 for perfectly balanced digits, ln 10 = 2.30 for a single digit}.
+        uniform), 0 for perfectly balanced digits, ln 10 = 2.30 for a single digit,
+        None when no sample is confident (no histogram to compare)}.
     """
     confident = probabilities.max(axis=1) >= CONFIDENT
     classes = probabilities.argmax(axis=1)[confident]
@@ -83,7 +84,9 @@ def mode_coverage(probabilities: np.ndarray, min_share: float = 0.01) -> dict:
         "histogram": histogram.tolist(),
         "confident_fraction": float(confident.mean()),
         "digits_covered": int((shares >= min_share).sum()) if histogram.sum() else 0,
-        "kl_from_uniform": float((nonzero * np.log(nonzero * len(shares))).sum()),
+        "kl_from_uniform": (
+            float((nonzero * np.log(nonzero * len(shares))).sum()) if histogram.sum() else None
+        ),
     }
 
 

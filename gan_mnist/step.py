@@ -1,11 +1,13 @@
-"""The `tf.GradientTape` training step: the heart of the project."""
+"""The `tf.GradientTape` training step, the heart of the project, and the compiled call
+that runs it under the run's strategy with its bookkeeping."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from gan_mnist.losses import GanLoss
+from gan_mnist.checkpoints import TrainingState, adam_of
+from gan_mnist.losses import LOSSES, GanLoss
 from gan_mnist.models.base import GanModels
 
 
@@ -55,20 +57,21 @@ def make_train_step(
             generated_images = models.generate(noise, fake_labels, training=True)
             real_logits, real_classes = models.judge(images, labels, training=True)
             fake_logits, fake_classes = models.judge(generated_images, fake_labels, training=True)
+            g_loss = average(loss.generator(fake_logits))
+            d_loss = average(loss.discriminator(real_logits, fake_logits))
             # A family with a class head (cdcgan) adds a classification loss: D learns
             # the classes from real images only, G must draw the class it was asked for.
-            g_loss = average(
-                loss.generator(fake_logits) + models.class_loss(fake_classes, fake_labels)
-            )
-            d_loss = average(
-                loss.discriminator(real_logits, fake_logits)
-                + models.class_loss(real_classes, labels)
-            )
+            # It is trained on, not reported: the logged losses stay the GAN's own, so
+            # the loss curves of all families compare.
+            g_total, d_total = g_loss, d_loss
+            if models.class_loss_weight:
+                g_total += average(models.class_loss(fake_classes, fake_labels))
+                d_total += average(models.class_loss(real_classes, labels))
             # Mixed precision: each loss is multiplied by its optimizer's loss scale, so
             # float16 gradients do not underflow; apply_gradients divides it out again.
             # Without it, scale_loss returns the loss unchanged.
-            scaled_g_loss = generator_optimizer.scale_loss(g_loss)
-            scaled_d_loss = discriminator_optimizer.scale_loss(d_loss)
+            scaled_g_loss = generator_optimizer.scale_loss(g_total)
+            scaled_d_loss = discriminator_optimizer.scale_loss(d_total)
 
         generator = models.generator
         discriminator = models.discriminator
@@ -83,3 +86,88 @@ def make_train_step(
         return {"d_loss": d_loss, "g_loss": g_loss}
 
     return train_step
+
+
+def compile_step(state: TrainingState):
+    """The run's train step, compiled into a TensorFlow graph, with its bookkeeping.
+
+    Each call runs ``n`` steps from a (distributed) batch iterator: each step runs
+    per replica under the strategy (`strategy.run`), its losses are summed over the
+    replicas (each is already divided by the global batch), added to the epoch's
+    sums and checked for NaN, all on the device, and the averaged generator (--ema)
+    moves toward the trained one. The loop reads the sums a few times a second
+    instead of waiting for every step.
+    """
+    config, runtime = state.config, state.runtime
+    strategy = runtime.strategy
+    step = make_train_step(
+        state.models,
+        LOSSES[config.loss],
+        state.generator_optimizer,
+        state.discriminator_optimizer,
+        state.rng,
+        global_batch_size=config.batch_size,
+    )
+    if runtime.jit_compile:
+        step = tf.function(step, jit_compile=True)  # XLA: the step's ops fused per replica
+    update_average = average_update(state)
+
+    def replica_step(images, labels):
+        losses = step(images, labels)
+        return tf.stack([losses["d_loss"], losses["g_loss"]])  # one all-reduce for both
+
+    def one_step(iterator):
+        images, labels = next(iterator)
+        losses = strategy.reduce("SUM", strategy.run(replica_step, (images, labels)), axis=None)
+        d_loss, g_loss = losses[0], losses[1]
+        state.step_in_epoch.assign_add(1)
+        state.step.assign_add(1)
+        state.loss_sums.assign_add(losses)
+        finite = tf.math.is_finite(d_loss) & tf.math.is_finite(g_loss)
+        first_bad = tf.logical_and(tf.logical_not(finite), state.nonfinite_at < 0)
+        state.nonfinite_at.assign(tf.where(first_bad, state.step_in_epoch, state.nonfinite_at))
+        if update_average is not None:
+            update_average()
+
+    single = tf.function(one_step)
+
+    @tf.function
+    def several(iterator, n):
+        for _ in tf.range(n):  # one graph for any n: no retracing at an epoch's end
+            one_step(iterator)
+
+    def run_steps(iterator, n):
+        # One step without a loop: Grappler fuses conv + bias + activation only outside
+        # while loops, so on a CPU (1 step per call) the step is not slowed by one.
+        if int(n) == 1:
+            return single(iterator)
+        # A tensor, not a Python int: a Python value is part of the graph's signature,
+        # so each distinct n (an epoch's last call, a resume's offset) would retrace.
+        return several(iterator, tf.constant(n, tf.int32))
+
+    run_steps.graphs = lambda: several.experimental_get_tracing_count()  # for the tests
+    return run_steps
+
+
+def average_update(state: TrainingState):
+    """The --ema update, or None: average <- d * average + (1 - d) * generator, for
+    every weight (BatchNorm's moving statistics too), with d = min(ema, (1 + t) /
+    (10 + t)) at step t, so the average forgets its random start quickly."""
+    if state.average_generator is None:
+        return None
+    pairs = [
+        (average, trained)
+        for average, trained in zip(
+            state.average_generator.weights, state.models.generator.weights, strict=True
+        )
+        if "float" in str(average.dtype)
+    ]
+    iterations = adam_of(state.generator_optimizer).iterations
+
+    def update():
+        t = tf.cast(iterations, tf.float32)
+        decay = tf.minimum(state.config.ema, (1.0 + t) / (10.0 + t))
+        for average, trained in pairs:
+            average.assign(decay * average + (1.0 - decay) * trained)
+
+    return update

@@ -9,6 +9,7 @@ logical devices before TensorFlow starts); prints one JSON object:
   a doubled update), with BatchNorm synchronised across replicas or not;
   ``update``: the largest weight change of the step, for scale.
 - ``noise``: the noise two replicas draw from one generator, to check it differs.
+- ``dropout``: how much two replicas' dropout outputs on the same images differ.
 """
 
 from __future__ import annotations
@@ -68,6 +69,28 @@ def replica_noise():
     return [r.numpy().tolist() for r in place.strategy.experimental_local_results(draw())]
 
 
+def replica_dropout() -> float:
+    """How much two replicas' discriminator outputs differ on the same images with
+    dropout on (0 = the same units dropped on both)."""
+    import tempfile
+
+    from gan_mnist.checkpoints import TrainingState
+
+    config = make_config("smoke", strategy="mirrored", dropout=0.5, seed=0)
+    with tempfile.TemporaryDirectory() as out:
+        state = TrainingState(config, out)
+        state.spread_dropout_seeds()
+        strategy = state.runtime.strategy
+
+        @tf.function
+        def judge():
+            images = tf.ones((2, 28, 28, 1))
+            return strategy.run(lambda: state.models.discriminator(images, training=True))
+
+        first, second = strategy.experimental_local_results(judge())
+    return largest_difference([first.numpy()], [second.numpy()])
+
+
 def largest_difference(first: list, second: list) -> float:
     return max(float(np.abs(a - b).max()) for a, b in zip(first, second, strict=True))
 
@@ -79,11 +102,12 @@ def main() -> None:
     labels = data.integers(0, 10, BATCH).astype("int32")
     noise = data.normal(size=(BATCH, 100)).astype("float32")
     for model in FAMILIES:
+        noise_dim = make_config("smoke", model=model).noise_dim
         keras.utils.set_random_seed(1)
         built = build_models(make_config("smoke", model=model, dropout=0.0))
         start = [built.generator.get_weights(), built.discriminator.get_weights()]
         flat_start = start[0] + start[1]
-        batch = (images, labels, noise, labels)  # the fakes' classes: the real ones'
+        batch = (images, labels, noise[:, :noise_dim], labels)  # the fakes' classes: the real ones'
         one = step_weights("one", False, batch, start, model)
         result[model] = {
             "update": largest_difference(one, flat_start),
@@ -92,6 +116,7 @@ def main() -> None:
             two = step_weights("mirrored", sync, batch, start, model)
             result[model][name] = largest_difference(one, two)
     result["noise"] = replica_noise()
+    result["dropout"] = replica_dropout()
     print(json.dumps(result))
 
 

@@ -16,7 +16,7 @@ def test_help_is_the_manual():
     assert result.returncode == 0
     for text in (
         "--preset {tutorial,demo,fast,smoke}",
-        "--model {dcgan,cdcgan,mlp}",
+        "--model {dcgan,cdcgan,infogan-nets,mlp}",
         "--dataset {mnist,fashion_mnist}",
         "--loss {nonsaturating,hinge,least_squares}",
         "--epochs N",
@@ -235,3 +235,50 @@ def test_a_train_into_a_log_file_is_one_line_per_epoch_without_tensorflow_noise(
     # --debug (like a TF_CPP_MIN_LOG_LEVEL of the user's) lets TensorFlow's own log through.
     debug = run_cli("--debug", *args, "--out", tmp_path / "d", "--epochs", 1)
     assert debug.returncode == 0 and TENSORFLOW_LOG.search(debug.stderr)
+
+
+def test_a_failed_write_gets_the_advice_of_its_cause():
+    import errno
+
+    from gan_mnist.errors import write_failure
+
+    def advice(code):
+        return str(write_failure(OSError(code, "reason", "/x/f.png"), "/x", "then go on."))
+
+    assert "Free some space" in advice(errno.ENOSPC)
+    assert "a folder you can write to" in advice(errno.EACCES)
+    assert "a folder you can write to" in advice(errno.EROFS)
+    assert "Check the path" in advice(errno.EIO) and "space" not in advice(errno.EIO)
+    assert advice(errno.ENOSPC).startswith("cannot write /x/f.png: reason.")
+
+
+def test_train_evaluator_writes_its_own_file_and_evaluate_uses_it(tmp_path, tiny_npz, smoke_runs):
+    from gan_mnist.evaluator import weights_path
+
+    shipped = weights_path("mnist").read_bytes()
+    made = run_cli("train-evaluator", "--data", tiny_npz, "--epochs", 1, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    mine = tmp_path / "mnist_classifier.weights.h5"
+    assert mine.exists() and weights_path("mnist").read_bytes() == shipped
+    assert f"--classifier {mine.name}" in made.stdout
+
+    out = copy_run(smoke_runs["dcgan"], tmp_path)
+    args = ["evaluate", out, "--n", 50, "--data", tiny_npz, "--json"]
+    theirs = json.loads(run_cli(*args).stdout)["generated"]["frechet_distance"]
+    ours = run_cli(*args, "--classifier", mine)
+    assert ours.returncode == 0, ours.stderr
+    assert json.loads(ours.stdout)["generated"]["frechet_distance"] != theirs
+
+
+def test_evaluate_finds_the_data_set_when_the_runs_data_file_is_gone(
+    tmp_path, tiny_npz, real_data_cache
+):
+    moved = tmp_path / "moved.npz"
+    moved.write_bytes(tiny_npz.read_bytes())
+    out = tmp_path / "run"
+    assert run_cli(*smoke_train_args(moved, out, epochs=1, seed=2)).returncode == 0
+    moved.unlink()
+
+    result = run_cli("evaluate", out, "--n", 20, env={"GAN_MNIST_CACHE": str(real_data_cache)})
+    assert result.returncode == 0, result.stderr
+    assert f"note: {moved} (the run's --data) is gone; using mnist." in result.stdout

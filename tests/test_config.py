@@ -34,9 +34,20 @@ def test_conditional_preview_defaults_to_ten_columns_unless_a_flag_says_otherwis
 
 
 def test_flags_override_presets_and_none_means_not_given():
-    config = make_config("demo", epochs=3, batch_size=None)
+    config = make_config("demo", model="dcgan", epochs=3, batch_size=None)
     assert config.epochs == 3
     assert config.batch_size == PRESETS["demo"]["batch_size"]
+
+
+def test_a_preset_trains_its_own_family_unless_model_is_given():
+    from gan_mnist.config import FAMILY_PRESETS, preset_model
+
+    assert make_config("demo").model == preset_model("demo") == "infogan-nets"
+    assert make_config("fast").model == "infogan-nets"
+    assert make_config("tutorial").model == make_config("smoke").model == "dcgan"
+    demo = make_config("demo")  # the family's demo settings, not the DCGAN's
+    assert demo.epochs == FAMILY_PRESETS[("demo", "infogan-nets")]["epochs"]
+    assert make_config("demo", model="dcgan").epochs == PRESETS["demo"]["epochs"]
 
 
 @pytest.mark.parametrize(
@@ -52,7 +63,7 @@ def test_flags_override_presets_and_none_means_not_given():
         ({"gen_lr": 0.0}, "--gen-lr must be > 0"),
         ({"beta_1": 1.0}, "--beta-1 must be in [0, 1)"),
         ({"dataset": "cifar"}, "--dataset must be one of mnist, fashion_mnist"),
-        ({"model": "vae"}, "--model must be one of dcgan, cdcgan, mlp"),
+        ({"model": "vae"}, "--model must be one of dcgan, cdcgan, infogan-nets, mlp"),
         ({"loss": "wgan"}, "--loss must be one of nonsaturating, hinge, least_squares"),
         ({"save_generator_every": -1}, "--save-generator-every"),
         ({"seed": -1}, "--seed must be a whole number from 0"),

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from conftest import REPO, run_cli, smoke_train_args
@@ -21,7 +22,8 @@ from gan_mnist.checkpoints import TrainingState, load_generator, saved_config
 from gan_mnist.config import make_config
 from gan_mnist.devices import runtime
 from gan_mnist.models import FAMILIES
-from gan_mnist.training import read_history, train
+from gan_mnist.records import read_history
+from gan_mnist.training import train
 
 TWO_CPUS = {"GAN_MNIST_CPU_DEVICES": "2"}
 # Largest weight difference between one step on 2 replicas and the same step on one
@@ -34,6 +36,22 @@ def test_auto_keeps_every_lever_off_on_a_cpu():
     assert (place.name, place.replicas, place.accelerator) == ("one", 1, "cpu")
     assert not place.jit_compile and not place.mixed_precision and place.steps_per_call == 1
     assert "Speed-ups on" not in place.describe()
+
+
+def test_float16_is_auto_on_one_gpu_only_and_refused_on_several_replicas(tmp_path):
+    from gan_mnist.devices import precision
+    from gan_mnist.errors import UserError
+
+    assert precision("auto", "gpu", replicas=1) == "mixed_float16"
+    assert precision("auto", "gpu", replicas=2) is None  # Keras' loss scaling is per replica
+    assert precision("bfloat16", "gpu", replicas=2) == "mixed_bfloat16"
+    with pytest.raises(UserError, match="float16 is not supported on 2 replicas"):
+        precision("float16", "gpu", replicas=2)
+    refused = run_cli(
+        "train", "--preset", "smoke", "--strategy", "mirrored", "--mixed-precision", "float16",
+        "--out", tmp_path / "run", env={**os.environ, "GAN_MNIST_CPU_DEVICES": "2"},
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--mixed-precision bfloat16" in refused.stderr
 
 
 def test_the_speed_ups_auto_picks_for_a_gpu_are_said_in_plain_words():
@@ -83,6 +101,14 @@ def test_each_lever_trains_a_finite_smoke_epoch_with_a_restorable_checkpoint(
         assert state.global_step == summary.images_trained // config.batch_size
     models, _, _ = load_generator(tmp_path)
     assert np.isfinite(models.generate(np.zeros((2, 100), "float32")).numpy()).all()
+    # generator.keras is float32 whatever the run computed in (it is loaded on CPUs).
+    saved = keras.models.load_model(tmp_path / "generator.keras")
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    np.testing.assert_allclose(
+        saved(np.ones((2, 100), "float32")).numpy(),
+        models.generator(np.ones((2, 100), "float32")).numpy().astype("float32"),
+        atol=0.02,  # float16 computation against float32 of the same weights
+    )
 
 
 def test_replicas_match_one_device_with_synchronised_batchnorm_and_draw_their_own_noise():
@@ -99,6 +125,7 @@ def test_replicas_match_one_device_with_synchronised_batchnorm_and_draw_their_ow
     probe = json.loads(result.stdout.strip().splitlines()[-1])
 
     assert probe["replicas"] == 2
+    assert probe["dropout"] > 0  # each replica drops its own units
     for family in FAMILIES:
         measured = probe[family]
         assert measured["sync"] < REPLICA_TOLERANCE, (family, measured)
@@ -226,6 +253,35 @@ def test_a_killed_worker_stops_the_other_with_a_clear_message_and_the_rerun_resu
     saved = int(read_history(out / "history.csv", 10_000)[-1]["epoch"])
 
     args[args.index("--epochs") + 1] = str(saved + 1)
+    for code, stdout, stderr in finish(start_workers(args, scratch)):
+        assert code == 0, stderr[-2000:]
+        assert "resuming from the checkpoint of epoch" in stdout
+
+
+def test_ctrl_c_on_one_worker_stops_both_after_the_same_step_and_the_chief_saves(
+    tmp_path, tiny_npz
+):
+    out, scratch = tmp_path / "run", tmp_path / "tmp"
+    scratch.mkdir()
+    args = smoke_train_args(tiny_npz, out, epochs=400, seed=9)
+    chief, other = start_workers(args, scratch)
+    deadline = time.monotonic() + 180
+    while not list((out / "training_checkpoints").glob("ckpt-*.index")):
+        assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()[-3000:]
+        time.sleep(0.5)
+
+    other.send_signal(signal.SIGINT)  # the other worker only: the chief hears nothing
+    asked = time.monotonic()
+    (chief_code, chief_out, chief_err), (other_code, _, other_err) = finish([chief, other])
+
+    assert time.monotonic() - asked < 50  # not the 60 s of a collective's timeout
+    assert other_code == 130, other_err[-2000:]
+    assert chief_code == 0, chief_err[-2000:]
+    assert "stopped together with another worker of this multi-worker run" in chief_out
+    assert "stopped answering" not in chief_err + other_err
+    epoch = int(read_history(out / "history.csv", 10_000)[-1]["epoch"])
+
+    args[args.index("--epochs") + 1] = str(epoch + 1)
     for code, stdout, stderr in finish(start_workers(args, scratch)):
         assert code == 0, stderr[-2000:]
         assert "resuming from the checkpoint of epoch" in stdout

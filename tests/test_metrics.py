@@ -1,6 +1,7 @@
 """Quality metrics on cases with known answers, and the shipped evaluator."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -58,6 +59,7 @@ def test_balanced_confident_digits_cover_everything_and_score_near_ten():
     assert 9.5 < metrics.classifier_score(probabilities) <= 10
     unsure = metrics.mode_coverage(np.full((20, 10), 0.1))
     assert unsure["confident_fraction"] == 0 and unsure["digits_covered"] == 0
+    assert unsure["kl_from_uniform"] is None  # no histogram: not "balanced" (KL 0)
 
 
 def test_precision_and_recall_see_realism_and_variety_apart():
@@ -100,6 +102,8 @@ def test_table_shows_both_columns():
         "histogram": [1] * 10,
     }
     table = format_table({"generated": row, "real_data_ceiling": {**row, "digits_covered": 9}})
+    unsure = format_table({"generated": {**row, "kl_from_uniform": None}, "real_data_ceiling": row})
+    assert re.search(r"KL\(class histogram \|\| uniform\).* n/a +0\.010", unsure)
     assert "Fréchet distance (classifier features)" in table
     assert "classes covered" in table and " 10 " in table and "  9" in table
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from gan_mnist.config import make_config
-from gan_mnist.models import FAMILIES, build_models, cdcgan, dcgan, mlp
+from gan_mnist.models import FAMILIES, build_models, cdcgan, dcgan, infogan_nets, mlp
 
 # (generator, discriminator) parameters at base_filters 64, noise_dim 100.
 PARAMETERS = {
@@ -15,8 +15,12 @@ PARAMETERS = {
     # head, a Dense 6,272 -> 10 (62,730).
     "cdcgan": (2_456_384, 338_315),
     "mlp": (1_493_520, 533_505),  # 100-256-512-1024-784 with BatchNorm; 784-512-256-1
+    # InfoGAN's, by hand: G 100*1024 + BN 4,096 + 1024*6,272 + BN 25,088 + 4*4*128*64
+    # + BN 256 + 4*4*64 + 1; D 4*4*64 + 64 + 4*4*64*128 + BN 512 + 6,272*1024 + BN
+    # 4,096 + 1,025 (6,647,553 for G with the paper's 62-d noise).
+    "infogan-nets": (6_686_465, 6_560_321),
 }
-MODULES = {"dcgan": dcgan, "cdcgan": cdcgan, "mlp": mlp}
+MODULES = {"dcgan": dcgan, "cdcgan": cdcgan, "mlp": mlp, "infogan-nets": infogan_nets}
 
 
 def test_every_registered_family_has_pinned_parameter_counts():

@@ -6,6 +6,8 @@ import csv
 import json
 import zipfile
 
+import pytest
+
 from tests.conftest import run_cli
 
 
@@ -30,6 +32,14 @@ def test_a_run_continues_with_its_own_settings_and_flags_change_the_rest(tmp_pat
     fixed = run_cli("train", "--out", out, "--epochs", 3, "--base-filters", 16)
     assert fixed.returncode == 2 and "--base-filters 8 -> 16" in fixed.stderr
     assert json.loads((out / "config.json").read_text()) == saved  # nothing rewritten
+    # The checkpoint holds the preview noise (its shape) and, for a rate above 0,
+    # Dropout's seed state: both are refused by name, not as "other settings".
+    for flag, value, change in [
+        ("--num-examples", 9, "--num-examples 16 -> 9"),
+        ("--dropout", 0.5, "--dropout 0.3 -> 0.5"),
+    ]:
+        refused = run_cli("train", "--out", out, "--epochs", 3, flag, value)
+        assert refused.returncode == 2 and change in refused.stderr, refused.stderr
 
     # A preset names settings for new runs: given again, it is noted, not applied.
     noted = run_cli("train", "--out", out, "--epochs", 2, "--preset", "demo")
@@ -124,3 +134,59 @@ def test_a_checkpoint_without_the_generator_the_config_names_is_refused_not_rand
     assert result.returncode == 2, result.stderr
     assert "does not hold the average generator" in result.stderr
     assert not (tmp_path / "s.npz").exists()
+
+
+def test_checkpoints_are_numbered_by_batches_and_hold_the_seed_and_loss_scale(tmp_path, tiny_npz):
+    from gan_mnist.checkpoints import TrainingState, adam_of
+    from gan_mnist.config import make_config
+    from gan_mnist.data import load_mnist, make_dataset
+    from gan_mnist.errors import UserError
+    from gan_mnist.step import compile_step
+
+    config = make_config("smoke", seed=4, mixed_precision="float16")
+    state = TrainingState(config, tmp_path)
+    run_steps = compile_step(state)
+    tiny = load_mnist(tiny_npz)
+    batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=4))
+    for _ in range(3):
+        run_steps(batches, 1)
+    # A float16 step skipped for an overflow does not count in Adam: 3 batches, 2 updates.
+    adam_of(state.generator_optimizer).iterations.assign(2)
+    state.generator_optimizer.dynamic_scale.assign(1024.0)
+    first = state.save()
+    assert first.endswith("ckpt-3")
+    written = (tmp_path / "training_checkpoints" / "ckpt-3.index").stat().st_mtime_ns
+    assert state.save() == first  # nothing trained since: the newest is not rewritten
+    assert (tmp_path / "training_checkpoints" / "ckpt-3.index").stat().st_mtime_ns == written
+
+    resumed = TrainingState(config, tmp_path)
+    resumed.restore()
+    assert resumed.global_step == 3
+    assert float(resumed.generator_optimizer.dynamic_scale.numpy()) == 1024.0
+
+    # config.json lost: a run with another seed is told the checkpoint's.
+    with pytest.raises(UserError, match="trained with --seed 4, but this run has seed 5"):
+        TrainingState(make_config("smoke", seed=5, mixed_precision="float16"), tmp_path).restore()
+
+
+def test_a_checkpoint_that_cannot_be_read_is_not_called_other_settings(
+    tmp_path, smoke_runs, monkeypatch
+):
+    import tensorflow as tf
+
+    from gan_mnist.checkpoints import TrainingState
+    from gan_mnist.config import saved_config
+    from gan_mnist.errors import UserError
+    from tests.conftest import copy_run
+
+    out = copy_run(smoke_runs["dcgan"], tmp_path)
+    state = TrainingState(saved_config(out), out)
+
+    class Unreadable:
+        def restore(self, path):
+            raise tf.errors.PermissionDeniedError(None, None, "permission denied")
+
+    monkeypatch.setattr(state, "_restore_parts", lambda path: Unreadable())
+    with pytest.raises(UserError, match="could not be read \\(permission denied\\)") as error:
+        state.restore()
+    assert "other settings" not in str(error.value)

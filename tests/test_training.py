@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from gan_mnist import artifacts
 from gan_mnist.checkpoints import TrainingState, load_generator
 from gan_mnist.config import make_config
 from gan_mnist.data import load_mnist
+from gan_mnist.devices import runtime
 from gan_mnist.errors import UserError
 from gan_mnist.sampling import generate_images
 from gan_mnist.training import train
@@ -215,7 +217,11 @@ def test_no_intact_checkpoint_left_is_one_clear_error(tmp_path, tiny):
     train(smoke(epochs=1), tmp_path, data=tiny, quiet=True)
     for data_file in (tmp_path / "training_checkpoints").glob("ckpt-*.data-*"):
         data_file.write_bytes(b"garbage")
-    with pytest.raises(UserError, match="no intact checkpoint is left"):
+    # A reader (sample, evaluate, the app) moves nothing, and says so.
+    (tmp_path / "generator.keras").unlink()  # else it would use that
+    with pytest.raises(UserError, match="no intact checkpoint.*damaged files, left where they"):
+        load_generator(tmp_path)
+    with pytest.raises(UserError, match="no intact checkpoint.*damaged files, set aside in"):
         train(smoke(epochs=2), tmp_path, data=tiny, quiet=True)
 
 
@@ -309,7 +315,8 @@ def test_user_built_networks_are_fingerprinted_and_a_swap_is_refused(tmp_path, t
 
 def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_samples(tmp_path, tiny):
     from gan_mnist.data import make_dataset
-    from gan_mnist.training import compile_step, preview_images
+    from gan_mnist.records import preview_images
+    from gan_mnist.step import compile_step
 
     config = smoke(ema=0.9, epochs=1)
     state = TrainingState(config, tmp_path / "by_hand")
@@ -349,18 +356,56 @@ def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_sampl
 
 
 def test_progress_goes_to_log_lines_where_no_one_watches(monkeypatch, tmp_path, tiny, capsys):
-    from gan_mnist import training
+    from gan_mnist import records
 
-    assert training.progress_mode(progress="none") == "none"
-    assert training.progress_mode(quiet=True) == "lines"
-    assert training.progress_mode() == "lines"  # pytest's captured stdout is no terminal
+    assert records.progress_mode(progress="none") == "none"
+    assert records.progress_mode(quiet=True) == "lines"
+    assert records.progress_mode() == "lines"  # pytest's captured stdout is no terminal
     with pytest.raises(UserError, match="bar, lines, none"):
-        training.progress_mode(progress="fancy")
+        records.progress_mode(progress="fancy")
     # "lines": within an epoch, a line at most every LINE_SECONDS (0 here: at each read).
-    monkeypatch.setattr(training, "LINE_SECONDS", 0.0)
-    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(records, "LINE_SECONDS", 0.0)
+    monkeypatch.setattr(records, "PROGRESS_SECONDS", 0.0)
     train(smoke(epochs=1), tmp_path, data=tiny)
     printed = capsys.readouterr().out
     within = [line for line in printed.splitlines() if line.startswith("  epoch 1: step ")]
     assert within and within[0].startswith("  epoch 1: step 1/8  d_loss ")
     assert "\r" not in printed and len(within) == 7  # steps 1..7; step 8 is the epoch's line
+
+
+def test_several_steps_per_call_trace_one_graph_for_any_count(tmp_path, tiny):
+    from gan_mnist.data import make_dataset
+    from gan_mnist.step import compile_step
+
+    state = TrainingState(smoke(epochs=1), tmp_path)
+    run_steps = compile_step(state)
+    batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7).repeat())
+    for n in (2, 3, 5):  # an epoch's last call and a resume's offset give other counts
+        run_steps(batches, n)
+    assert int(state.step_in_epoch.numpy()) == 10
+    assert run_steps.graphs() == 1
+
+
+def test_a_worker_that_is_not_the_chief_writes_only_its_checkpoints(tmp_path, tiny, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from gan_mnist import training
+
+    config = smoke(epochs=2, eval_every=1, eval_samples=8, save_generator_every=1)
+    monkeypatch.setattr(
+        training, "runtime", lambda c: dataclasses.replace(runtime(c), is_chief=False)
+    )
+    scratch_files = []
+    real_rmtree = shutil.rmtree
+
+    def look_then_remove(path, **kwargs):  # the worker's scratch, just before it goes
+        scratch_files.extend(p.relative_to(path).parts[0] for p in Path(path).rglob("*"))
+        real_rmtree(path, **kwargs)
+
+    monkeypatch.setattr(training.shutil, "rmtree", look_then_remove)
+    shared = tmp_path / "shared"
+    train(config, shared, data=tiny, quiet=True)
+
+    assert not shared.exists()  # the run's folder is the chief's to make and write
+    assert set(scratch_files) == {"training_checkpoints"}

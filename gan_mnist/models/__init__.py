@@ -2,7 +2,7 @@
 
 `FAMILIES` is the registry (``--model``). It is read without TensorFlow, so the
 CLI can check its flags at once; `build_models` imports the family's module
-(``gan_mnist/models/NAME.py``), whose ``build(config)`` returns a `GanModels`.
+(``gan_mnist/models/NAME.py``, ``-`` read as ``_``), whose ``build(config)`` returns a `GanModels`.
 A new family is one new module and one entry here: the training step, sampling,
 checkpoints and artifacts only call `GanModels`.
 """
@@ -46,6 +46,13 @@ FAMILIES: dict[str, Family] = {
             pixel_range=(-1.0, 1.0),
         ),
         Family(
+            "infogan-nets",
+            "the InfoGAN paper's MNIST networks as a plain GAN: Dense 1024 + 4x4 "
+            "Conv2DTranspose generator, Conv2D + BatchNorm + Dense 1024 discriminator",
+            conditional=False,
+            pixel_range=(-1.0, 1.0),
+        ),
+        Family(
             "mlp",
             "the dense GAN of the classic Keras notebooks: Dense/BatchNorm/LeakyReLU "
             "layers, sigmoid pixels in [0, 1]",
@@ -58,4 +65,5 @@ FAMILIES: dict[str, Family] = {
 
 def build_models(config: TrainConfig) -> GanModels:
     """The generator and discriminator that ``config.model`` names."""
-    return importlib.import_module(f"gan_mnist.models.{config.model}").build(config)
+    module = config.model.replace("-", "_")
+    return importlib.import_module(f"gan_mnist.models.{module}").build(config)

@@ -14,10 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist.data import to_model_range, to_uint8
+from gan_mnist.data import NUM_CLASSES, to_model_range, to_uint8
 from gan_mnist.models import FAMILIES, Family
-
-NUM_CLASSES = 10  # MNIST digits, Fashion-MNIST clothes
 
 
 @dataclass(frozen=True)
