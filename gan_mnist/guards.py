@@ -139,7 +139,7 @@ class TrainingDiverged(UserError):
         """What to do, the same wherever the divergence is caught."""
         return (
             f"The likely cause: learning rates too high (--gen-lr {config.gen_lr:g}, "
-            f"--disc-lr {config.disc_lr:g}; the presets use 1e-4 to 4e-4). Run again with "
+            f"--disc-lr {config.disc_lr:g}; the presets use 1e-4 to 1e-3). Run again with "
             "lower ones (for example --gen-lr 1e-4 --disc-lr 1e-4): the run continues from "
             "its last good checkpoint with them."
         )

@@ -209,6 +209,25 @@ def finish(workers: list[subprocess.Popen], timeout: float = 240) -> list[tuple[
     return results
 
 
+def workers_past_their_first_checkpoint(args, scratch: Path, out: Path):
+    """Two workers started, once the chief has written a checkpoint: (chief, other)."""
+    chief, other = start_workers(args, scratch)
+    deadline = time.monotonic() + 180
+    while not list((out / "training_checkpoints").glob("ckpt-*.index")):
+        assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()[-3000:]
+        time.sleep(0.5)
+    return chief, other
+
+
+def assert_a_rerun_resumes(args: list[str], scratch: Path, out: Path) -> None:
+    """Both workers started again, one epoch further, resume from the checkpoint."""
+    epoch = int(read_history(out / "history.csv", 10_000)[-1]["epoch"])
+    args[args.index("--epochs") + 1] = str(epoch + 1)
+    for code, stdout, stderr in finish(start_workers(args, scratch)):
+        assert code == 0, stderr[-2000:]
+        assert "resuming from the checkpoint of epoch" in stdout
+
+
 def test_two_workers_train_only_the_chief_writes_and_a_rerun_resumes(tmp_path, tiny_npz):
     out, scratch = tmp_path / "run", tmp_path / "tmp"
     scratch.mkdir()
@@ -236,11 +255,7 @@ def test_a_killed_worker_stops_the_other_with_a_clear_message_and_the_rerun_resu
     out, scratch = tmp_path / "run", tmp_path / "tmp"
     scratch.mkdir()
     args = smoke_train_args(tiny_npz, out, epochs=400, seed=8)
-    chief, other = start_workers(args, scratch)
-    deadline = time.monotonic() + 180
-    while not list((out / "training_checkpoints").glob("ckpt-*.index")):
-        assert time.monotonic() < deadline and chief.poll() is None, "no checkpoint written"
-        time.sleep(0.5)
+    chief, other = workers_past_their_first_checkpoint(args, scratch, out)
 
     other.send_signal(signal.SIGKILL)
     killed = time.monotonic()
@@ -250,12 +265,7 @@ def test_a_killed_worker_stops_the_other_with_a_clear_message_and_the_rerun_resu
     assert time.monotonic() - killed < 120
     assert "another worker of this multi-worker run stopped answering" in stderr
     assert "Traceback" not in stderr
-    saved = int(read_history(out / "history.csv", 10_000)[-1]["epoch"])
-
-    args[args.index("--epochs") + 1] = str(saved + 1)
-    for code, stdout, stderr in finish(start_workers(args, scratch)):
-        assert code == 0, stderr[-2000:]
-        assert "resuming from the checkpoint of epoch" in stdout
+    assert_a_rerun_resumes(args, scratch, out)
 
 
 def test_ctrl_c_on_one_worker_stops_both_after_the_same_step_and_the_chief_saves(
@@ -264,11 +274,7 @@ def test_ctrl_c_on_one_worker_stops_both_after_the_same_step_and_the_chief_saves
     out, scratch = tmp_path / "run", tmp_path / "tmp"
     scratch.mkdir()
     args = smoke_train_args(tiny_npz, out, epochs=400, seed=9)
-    chief, other = start_workers(args, scratch)
-    deadline = time.monotonic() + 180
-    while not list((out / "training_checkpoints").glob("ckpt-*.index")):
-        assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()[-3000:]
-        time.sleep(0.5)
+    chief, other = workers_past_their_first_checkpoint(args, scratch, out)
 
     other.send_signal(signal.SIGINT)  # the other worker only: the chief hears nothing
     asked = time.monotonic()
@@ -279,9 +285,4 @@ def test_ctrl_c_on_one_worker_stops_both_after_the_same_step_and_the_chief_saves
     assert chief_code == 0, chief_err[-2000:]
     assert "stopped together with another worker of this multi-worker run" in chief_out
     assert "stopped answering" not in chief_err + other_err
-    epoch = int(read_history(out / "history.csv", 10_000)[-1]["epoch"])
-
-    args[args.index("--epochs") + 1] = str(epoch + 1)
-    for code, stdout, stderr in finish(start_workers(args, scratch)):
-        assert code == 0, stderr[-2000:]
-        assert "resuming from the checkpoint of epoch" in stdout
+    assert_a_rerun_resumes(args, scratch, out)

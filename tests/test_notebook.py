@@ -173,8 +173,9 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, rea
     ):
         assert (part1 / name).exists(), name
     assert not (part1 / "DCGAN_Images/image_at_epoch_0003.png").exists()
-    # Part 2: Part 1's networks, the conditional model, your own generator and the
-    # exercises, each trained by the package into a folder named from its settings.
+    # Part 2: Part 1's networks, the InfoGAN paper's, the conditional model, your own
+    # generator and the exercises, each trained by the package into a folder named
+    # from its settings.
     runs = {p.name: p for p in out_dir.iterdir() if (p / "config.json").exists()}
     fingerprinted = [
         n for n in runs if json.loads((runs[n] / "config.json").read_text())["architecture"]
@@ -182,8 +183,9 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, rea
     assert len(fingerprinted) == 2  # Part 1's networks and your own generator
     (conditional,) = [n for n in runs if n.startswith("cdcgan-")]
     assert (runs[conditional] / "walk.gif").exists()
+    assert any(n.startswith("infogan-nets-") for n in runs)  # section 15's networks
     assert any(n.startswith("mlp-") for n in runs) and any("-b256-" in n for n in runs)
-    assert len(runs) == 2 + 1 + 6  # and the exercises: the preset, then 5 changes
+    assert len(runs) == 2 + 1 + 1 + 6  # and the exercises: the preset, then 5 changes
     # The step by hand starts near D's and G's "undecided" losses, 2 ln 2 and ln 2.
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     by_hand = printed.split("d_loss ", 1)[1].split()
