@@ -63,33 +63,18 @@ def infogan_nets_without_d_batchnorm(config):
 def infogan_nets_conditional(config):
     """The InfoGAN paper's networks made class-conditional as `cdcgan` is: the one-hot
     class joins G's noise; D's logit gains a projection term and a class head."""
-    import keras
-    from keras import layers
-
     from gan_mnist.models import FAMILIES
-    from gan_mnist.models.base import NUM_CLASSES, GanModels
-    from gan_mnist.models.cdcgan import CLASS_LOSS_WEIGHT
-    from gan_mnist.models.dcgan import IMAGE_SHAPE
+    from gan_mnist.models.base import GanModels
+    from gan_mnist.models.cdcgan import CLASS_LOSS_WEIGHT, build_discriminator, build_generator
     from gan_mnist.models.infogan_nets import feature_layers, generator_layers
 
-    noise = keras.Input(shape=(config.noise_dim,))
-    label = keras.Input(shape=(NUM_CLASSES,))
-    x = layers.Concatenate()([noise, label])
-    for layer in generator_layers(config.base_filters):
-        x = layer(x)
-    generator = keras.Model([noise, label], x, name="generator")
-    image = keras.Input(shape=IMAGE_SHAPE)
-    d_label = keras.Input(shape=(NUM_CLASSES,))
-    features = image
-    for layer in feature_layers(config.base_filters, config.dropout):
-        features = layer(features)
-    unconditional = layers.Dense(1)(features)
-    class_vector = layers.Dense(features.shape[-1], use_bias=False)(d_label)
-    logits = layers.Add()([unconditional, layers.Dot(axes=1)([class_vector, features])])
-    class_logits = layers.Dense(NUM_CLASSES)(features)
-    discriminator = keras.Model([image, d_label], [logits, class_logits], name="discriminator")
+    f = config.base_filters
     return GanModels(
-        generator, discriminator, FAMILIES["cdcgan"], config.noise_dim, CLASS_LOSS_WEIGHT
+        build_generator(config.noise_dim, f, body=generator_layers(f)),
+        build_discriminator(f, config.dropout, body=feature_layers(f, config.dropout)),
+        FAMILIES["cdcgan"],
+        config.noise_dim,
+        CLASS_LOSS_WEIGHT,
     )
 
 

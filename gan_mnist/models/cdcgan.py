@@ -26,22 +26,32 @@ from gan_mnist.models.base import NUM_CLASSES, GanModels, family_models
 from gan_mnist.models.dcgan import IMAGE_SHAPE, feature_layers, generator_layers
 
 
-def build_generator(noise_dim: int = 100, base_filters: int = 64) -> keras.Model:
-    """Noise (batch, noise_dim) and one-hot classes (batch, 10) -> images in [-1, 1]."""
+def build_generator(
+    noise_dim: int = 100, base_filters: int = 64, body: list | None = None
+) -> keras.Model:
+    """Noise (batch, noise_dim) and one-hot classes (batch, 10) -> images in [-1, 1].
+
+    ``body``: the unconditional generator's layers after its input (by default the
+    tutorial's, `dcgan.generator_layers`); the class joins the noise before them."""
     noise = keras.Input(shape=(noise_dim,), name="noise")
     label = keras.Input(shape=(NUM_CLASSES,), name="label")
     x = layers.Concatenate()([noise, label])  # (batch, noise_dim + 10)
-    for layer in generator_layers(base_filters):
+    for layer in generator_layers(base_filters) if body is None else body:
         x = layer(x)  # ... (batch, 28, 28, 1), as in the DCGAN generator
     return keras.Model([noise, label], x, name="generator")
 
 
-def build_discriminator(base_filters: int = 64, dropout: float = 0.3) -> keras.Model:
-    """Images (batch, 28, 28, 1) in [-1, 1] and one-hot classes -> logits (batch, 1)."""
+def build_discriminator(
+    base_filters: int = 64, dropout: float = 0.3, body: list | None = None
+) -> keras.Model:
+    """Images (batch, 28, 28, 1) in [-1, 1] and one-hot classes -> logits (batch, 1).
+
+    ``body``: the layers from the image to a feature vector (by default the
+    tutorial's convolutions, `dcgan.feature_layers`); both heads sit on them."""
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
     label = keras.Input(shape=(NUM_CLASSES,), name="label")
     features = image
-    for layer in feature_layers(base_filters, dropout):
+    for layer in feature_layers(base_filters, dropout) if body is None else body:
         features = layer(features)  # (batch, 7 * 7 * 2f)
     unconditional = layers.Dense(1, name="realness")(features)  # (batch, 1)
     class_vector = layers.Dense(features.shape[-1], use_bias=False, name="label_projection")(
