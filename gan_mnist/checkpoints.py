@@ -69,6 +69,32 @@ class TrainingState:
                 synchronize_batchnorm(self.models)
             # The averaged generator (--ema): previews, samples and evaluations use it.
             self.average_generator = average_of(self.models.generator) if config.ema else None
+        adams = self._build_optimizers(config, runtime)
+        self._make_counters(config)
+        averaged = {"average_generator": self.average_generator} if config.ema else {}
+        self.parts = dict(
+            generator=self.models.generator,
+            discriminator=self.models.discriminator,
+            generator_optimizer=adams[0],
+            discriminator_optimizer=adams[1],
+            **averaged,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            loss_sums=self.loss_sums,
+            rng=self.rng,
+            fixed_noise=self.fixed_noise,
+            # Dropout draws its masks from Keras seed generators, which the networks'
+            # own checkpoint entries leave out: saved here, a resumed run draws the
+            # masks it would have drawn, and matches an uninterrupted one bit for bit.
+            dropout_seeds=self.dropout_seeds(),
+            step=self.step,
+            seed=self.seed,
+            loss_scales=self.loss_scales,
+        )
+        self.checkpoint = tf.train.Checkpoint(**self.parts)
+
+    def _build_optimizers(self, config: TrainConfig, runtime) -> list:
+        """Both optimizers (wrapped for float16); returns the two Adams themselves."""
         adams = [
             keras.optimizers.Adam(lr, beta_1=config.beta_1)
             for lr in (config.gen_lr, config.disc_lr)
@@ -84,6 +110,11 @@ class TrainingState:
         # directly instead of deferring until the first training step.
         self.generator_optimizer.build(self.models.generator.trainable_variables)
         self.discriminator_optimizer.build(self.models.discriminator.trainable_variables)
+        return adams
+
+    def _make_counters(self, config: TrainConfig) -> None:
+        """Where the run is: epochs and steps, loss sums, the NaN flag, the step count,
+        the seed, the loss scales, the noise generator and the preview's fixed noise."""
         counter = dict(trainable=False, dtype=tf.int64)
         self.epoch = tf.Variable(0, name="epoch", **counter)  # completed epochs
         self.step_in_epoch = tf.Variable(0, name="step_in_epoch", **counter)  # of the next one
@@ -110,27 +141,6 @@ class TrainingState:
             trainable=False,
             name="fixed_noise",
         )
-        averaged = {"average_generator": self.average_generator} if config.ema else {}
-        self.parts = dict(
-            generator=self.models.generator,
-            discriminator=self.models.discriminator,
-            generator_optimizer=adams[0],
-            discriminator_optimizer=adams[1],
-            **averaged,
-            epoch=self.epoch,
-            step_in_epoch=self.step_in_epoch,
-            loss_sums=self.loss_sums,
-            rng=self.rng,
-            fixed_noise=self.fixed_noise,
-            # Dropout draws its masks from Keras seed generators, which the networks'
-            # own checkpoint entries leave out: saved here, a resumed run draws the
-            # masks it would have drawn, and matches an uninterrupted one bit for bit.
-            dropout_seeds=self.dropout_seeds(),
-            step=self.step,
-            seed=self.seed,
-            loss_scales=self.loss_scales,
-        )
-        self.checkpoint = tf.train.Checkpoint(**self.parts)
 
     def dropout_seeds(self) -> list:
         """The Keras seed generators' states of the networks' Dropout layers."""
