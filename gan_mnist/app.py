@@ -13,6 +13,7 @@ starts or when "Reload" is pressed, not per request.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -190,7 +191,13 @@ def is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+# Gradio sends usage analytics to its makers (and checks for a newer version) unless
+# this is "False": off here unless the user set it, so the page calls no one.
+ANALYTICS_ENV = "GRADIO_ANALYTICS_ENABLED"
+
+
 def import_gradio():
+    os.environ.setdefault(ANALYTICS_ENV, "False")  # read by Gradio as it runs
     try:
         import gradio
     except ImportError:

@@ -31,6 +31,9 @@ _EPOCH_IMAGE = re.compile(r"image_at_epoch_(\d{4,})\.png$")
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
 
+    The file's data reach the disk (fsync) before the rename, and the rename reaches
+    it (fsync of the folder) before this returns, so after a power loss or an OS crash
+    ``path`` holds either its old or its new contents, never an empty or partial file.
     The temporary name ends with the whole original name, so writers that pick a
     format from it (imageio, Keras' ``.keras`` and ``.weights.h5``) still work.
     """
@@ -38,10 +41,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")
     try:
         yield tmp
+        sync(tmp)
         os.replace(tmp, path)  # atomic on POSIX and Windows
+        sync(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def sync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() and hasattr(os, "O_DIRECTORY") else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # a folder cannot be opened on some systems (Windows): nothing to sync
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def epoch_image_path(out_dir: Path, epoch: int) -> Path:

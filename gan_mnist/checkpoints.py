@@ -3,7 +3,9 @@
 A checkpoint is a `tf.train.Checkpoint` of both networks, both Adam optimizers
 (their moment estimates and step counts), where the run is (completed epochs and
 steps into the next one, with that partial epoch's loss sums), the noise
-generator's state and the fixed preview noise. `tf.train.CheckpointManager`
+generator's state, the fixed preview noise, and the settings and data digest that
+position is counted in (`SavedSettings`; config.json is rewritten only with a
+checkpoint, never ahead of it). `tf.train.CheckpointManager`
 writes each one completely before it updates the ``checkpoint`` index file
 (atomically), so a crash mid-save leaves the previous checkpoint in charge; a
 checkpoint whose files were damaged later is set aside and the newest intact one
@@ -14,16 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from gan_mnist import devices
 from gan_mnist.config import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
+    DAMAGED_DIR,
     GENERATOR_NAME,
     TrainConfig,
     saved_config,
@@ -33,8 +39,6 @@ from gan_mnist.errors import UserError, check_run_dir
 from gan_mnist.guards import TrainingDiverged, fault_point
 from gan_mnist.models import FAMILIES, build_models
 from gan_mnist.models.base import GanModels, average_of, synchronize_batchnorm
-
-DAMAGED_DIR = "damaged"
 
 
 class TrainingState:
@@ -90,6 +94,7 @@ class TrainingState:
             step=self.step,
             seed=self.seed,
             loss_scales=self.loss_scales,
+            settings=self.saved_settings,
         )
         self.checkpoint = tf.train.Checkpoint(**self.parts)
 
@@ -129,6 +134,8 @@ class TrainingState:
         self.step = tf.Variable(0, name="step", **counter)
         # The run's seed (its data order and noise), in case config.json is lost.
         self.seed = tf.Variable(config.seed, name="seed", **counter)
+        self.saved_settings = SavedSettings()
+        self.data_digest = ""  # set by the training loop: `image_digest` of its images
         # float16: each optimizer's loss scale and its steps since the last change,
         # copied from the LossScaleOptimizers at each save (0 = not float16).
         self.loss_scales = tf.Variable([0.0] * 4, trainable=False, name="loss_scales")
@@ -199,14 +206,15 @@ class TrainingState:
             if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         ]
 
-    def _restore_parts(self, path: str) -> tf.train.Checkpoint:
+    def _restore_parts(self, path: str) -> tuple[tf.train.Checkpoint, set[str]]:
         """What to restore from ``path``: everything, less the entries that checkpoints
-        written before they existed lack (their step count is then Adam's)."""
+        written before they existed lack (their step count is then Adam's); and those."""
         saved = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(path)}
-        if "step" in saved:
-            return self.checkpoint
-        late = ("step", "seed", "loss_scales")
-        return tf.train.Checkpoint(**{k: v for k, v in self.parts.items() if k not in late})
+        missing = {k for k in ("step", "seed", "loss_scales", "settings") if k not in saved}
+        if not missing:
+            return self.checkpoint, missing
+        parts = {k: v for k, v in self.parts.items() if k not in missing}
+        return tf.train.Checkpoint(**parts), missing
 
     def restore(self) -> tuple[int, int]:
         """Load the newest intact checkpoint, if any.
@@ -225,7 +233,7 @@ class TrainingState:
             if damaged:
                 raise UserError(_no_intact_message(self.out_dir, damaged, own))
             return 0, 0
-        checkpoint = self._restore_parts(latest)
+        checkpoint, missing = self._restore_parts(latest)
         try:
             checkpoint.restore(latest).assert_existing_objects_matched()
         # Shape mismatches raise AssertionError/ValueError: other settings made it.
@@ -240,7 +248,7 @@ class TrainingState:
                 f"the checkpoint {latest} could not be read ({error.message[:200]}). Check the "
                 "folder's permissions and disk, then run the same command again."
             ) from None
-        if checkpoint is not self.checkpoint:  # written before the step count was saved
+        if "step" in missing:  # written before the step count was saved
             self.step.assign(adam_of(self.generator_optimizer).iterations)
             self.seed.assign(self.config.seed)
         if int(self.seed.numpy()) != self.config.seed:
@@ -288,7 +296,37 @@ class TrainingState:
         options = tf.train.CheckpointOptions(
             experimental_write_callbacks=[lambda path: fault_point("mid-checkpoint")]
         )
-        return self.manager.save(checkpoint_number=self.global_step, options=options)
+        self.saved_settings.text = json.dumps(
+            {"config": json.loads(self.config.to_json()), "data": self.data_digest}
+        )
+        path = self.manager.save(checkpoint_number=self.global_step, options=options)
+        if self.runtime.is_chief:
+            write_config(self.config, self.out_dir)  # a changed setting, with its checkpoint
+        return path
+
+
+class SavedSettings(tf.train.experimental.PythonState):
+    """What a checkpoint's position is counted in, saved inside it: the run's settings
+    (config.json's text) and a digest of the images it trains on. A resume compares
+    them with its own, so a batch position saved with other units is never reused."""
+
+    def __init__(self):
+        self.text = ""  # JSON: {"config": {...}, "data": digest}; "" before the first save
+
+    def serialize(self) -> str:
+        return self.text
+
+    def deserialize(self, text) -> None:
+        self.text = text.decode() if isinstance(text, bytes) else str(text)
+
+    def read(self) -> tuple[TrainConfig | None, str | None]:
+        """(the settings, the data digest) of the restored checkpoint, or Nones."""
+        if not self.text:
+            return None, None
+        saved = json.loads(self.text)
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in saved["config"].items() if k in known})
+        return config, saved["data"]
 
 
 def adam_of(optimizer):
@@ -308,6 +346,23 @@ def _dtype_policy(name: str | None):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def write_config(config: TrainConfig, out_dir: Path) -> None:
+    """config.json for ``config``, unless it says so already (atomically, synced)."""
+    from gan_mnist.artifacts import atomic_path
+
+    path = Path(out_dir) / CONFIG_NAME
+    text = config.to_json()
+    if path.exists() and path.read_text() == text:
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def image_digest(images: np.ndarray) -> str:
+    """A short digest of a run's training images (--data, --limit, the data set)."""
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
 
 
 def checkpoint_paths(run_dir: Path) -> list[str]:
@@ -467,6 +522,12 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
         return models, config, str(saved)
     if damaged:
         raise UserError(_no_intact_message(run_dir, damaged, set_aside=False))
+    if config is not None and config.architecture is not None and has_checkpoint(run_dir):
+        raise UserError(
+            f"{run_dir} holds checkpoints of networks built outside the package "
+            f"(train(models=...)), which only its {GENERATOR_NAME} can bring back, and that "
+            "is written when training ends: let the run finish (call train on it again)."
+        )
     raise UserError(
         f"{run_dir} holds no checkpoint and no generator.keras. Train first with "
         f"`gan-mnist train --out {run_dir}`, or pass the folder of a finished run."

@@ -10,15 +10,17 @@ import sys
 import typing
 from pathlib import Path
 
-from gan_mnist import quiet
+from gan_mnist import quiet, runfolder
 from gan_mnist.config import (
     CHECKPOINT_DIR,
+    KEPT_BY_A_RUN,
     METRICS_NAME,
     MIN_EVAL_SAMPLES,
     NEIGHBOURS,
     PRESETS,
     PROGRESS_MODES,
     TrainConfig,
+    check_seed,
     flag_name,
     make_config,
     preset_model,
@@ -33,8 +35,9 @@ from gan_mnist.models import FAMILIES
 from gan_mnist.notebook import run_folder
 
 DESCRIPTION = """\
-Train a GAN (the TensorFlow tutorial's DCGAN, a class-conditional DCGAN or a dense
-GAN; Keras 3) on MNIST or Fashion-MNIST and draw new images with it.
+Train a GAN (the TensorFlow tutorial's DCGAN, the InfoGAN paper's networks that
+--preset demo trains, a class-conditional DCGAN or a dense GAN; Keras 3) on MNIST or
+Fashion-MNIST and draw new images with it.
 
   gan-mnist train --preset demo --out runs/demo     # ~5 minutes on a 2-core CPU
   gan-mnist sample runs/demo --n 64 --out digits.npz --grid digits.png
@@ -53,8 +56,11 @@ resuming:
   (weights, both optimizers' state, the epoch) with the run's own settings (its
   config.json; --preset only sets up new runs) until --epochs, which is the total:
   `--epochs 20` after a run of 10 trains epochs 11..20. Other flags given change
-  the rest of the run and are printed and saved in config.json. Changing one that
-  the checkpoint fixes is refused (train a new run into another --out folder):
+  the rest of the run and are printed, and saved in config.json with the next
+  checkpoint (each checkpoint also holds the settings its position counts in, so a
+  changed --batch-size, --limit or --data in the middle of an epoch starts that
+  epoch again). Changing one that the checkpoint fixes is refused (train a new run
+  into another --out folder):
     {fixed}
   A run killed at any point resumes from its last checkpoint; a finished run with
   the same --epochs does nothing. A checkpoint resumes under any --strategy, and with or
@@ -93,7 +99,7 @@ message says how to fix it), 130 / 143 stopped by SIGINT / SIGTERM (resumable)."
 FIXED_FLAGS = [
     flag_name(f.name)
     for f in dataclasses.fields(TrainConfig)
-    if f.metadata["fixed"] and f.metadata["flag"]
+    if (f.metadata["fixed"] and f.metadata["flag"]) or f.name in KEPT_BY_A_RUN
 ]
 
 
@@ -277,7 +283,7 @@ def _add_evaluate_command(commands) -> None:
     """`gan-mnist evaluate`: the quality table of a run."""
     evaluate = commands.add_parser(
         "evaluate",
-        help="measure a run's digits with an MNIST classifier",
+        help="measure a run's images with its data set's classifier",
         description="Generate N images with a run's generator and measure them with the "
         "classifier of the run's data set (shipped in the package), against its 10,000 "
         "test images: Fréchet distance of the classifier's features (FID's formula, not "
@@ -375,7 +381,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
     out = Path(args.out) if args.out else run_folder(config, RUNS_DIR)
-    previous = saved_config(out) if (out / CHECKPOINT_DIR).is_dir() else None
+    kind = runfolder.holds(out)
+    if kind in (runfolder.OTHER, runfolder.DAMAGED):
+        refuse_foreign_folder(out)  # before TensorFlow loads: a quick, quiet error
+    resumes = kind == runfolder.RUN and (out / CHECKPOINT_DIR).is_dir()
+    previous = saved_config(out) if resumes else None
     if previous is not None:  # a run continues with its own settings
         differ = [
             flag_name(k)
@@ -391,8 +401,6 @@ def cmd_train(args: argparse.Namespace) -> None:
         for change in changes:
             print(f"changed for the rest of this run: {change}")
     else:
-        if out.is_dir():
-            refuse_foreign_folder(out)  # before TensorFlow loads: a quick, quiet error
         if not args.out:
             print(f"no --out given: a new run in {out}")
     from gan_mnist.training import train
@@ -501,19 +509,33 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def _check_memory(n: int) -> None:
     """Refuse an --n whose images cannot fit in memory, before any work."""
-    import os
 
     try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        available = available_memory()
     except (ValueError, OSError, AttributeError):  # not on every OS
         return
     needed = n * 28 * 28 * 2  # the uint8 images, plus room to compress them
     if needed > available:
         raise UserError(
             f"--n {n} needs about {needed / 2**30:.1f} GiB of memory, more than the "
-            f"{available / 2**30:.1f} GiB free. Sample in smaller batches (several runs "
+            f"{available / 2**30:.1f} GiB available. Sample in smaller batches (several runs "
             "with different --seed values)."
         )
+
+
+def available_memory() -> int:
+    """Bytes the system can give a new process without swapping: Linux's MemAvailable
+    (free memory plus the page cache it can drop), else free memory alone."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def cmd_interpolate(args: argparse.Namespace) -> None:
@@ -636,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
             "train-evaluator": cmd_train_evaluator,
             "app": cmd_app,
         }
+        if getattr(args, "seed", None) is not None:
+            check_seed(args.seed)  # sample, interpolate, evaluate, train-evaluator (train too)
         status = commands[args.command](args)
     except UserError as error:
         print(f"gan-mnist {args.command}: error: {error}", file=sys.stderr)

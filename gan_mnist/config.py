@@ -164,8 +164,8 @@ class TrainConfig:
                     f"{flag_name(name)} must be 0 (never) or a positive number of epochs, "
                     f"got {getattr(self, name)}."
                 )
-        if self.seed is not None and not 0 <= self.seed < 2**31:
-            raise UserError(f"--seed must be a whole number from 0 to 2**31 - 1, got {self.seed}.")
+        if self.seed is not None:
+            check_seed(self.seed)
         if not self.checkpoint_minutes >= 0:
             raise UserError(
                 f"--checkpoint-minutes must be 0 (by epochs only) or a positive number of "
@@ -196,12 +196,17 @@ class TrainConfig:
                 )
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+        """config.json's text: the mark of a run of ours, then every setting."""
+        return json.dumps({"format": RUN_FORMAT, **dataclasses.asdict(self)}, indent=2) + "\n"
 
     @classmethod
     def from_json_file(cls, path: Path) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         values = json.loads(Path(path).read_text())
+        if not isinstance(values, dict):
+            raise ValueError(f"it holds a JSON {type(values).__name__}, not an object of settings")
+        if values.get("format") != RUN_FORMAT:
+            raise ValueError(f'this package did not write it: no "format": "{RUN_FORMAT}"')
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def fixed_differences(self, other: TrainConfig) -> list[str]:
@@ -211,6 +216,11 @@ class TrainConfig:
             for f in dataclasses.fields(self)
             if f.metadata["fixed"] and getattr(self, f.name) != getattr(other, f.name)
         ]
+
+
+# Settings a run keeps although no checkpoint shape depends on them: its seed (the
+# data order and noise the checkpoint's position and generator state belong to).
+KEPT_BY_A_RUN = ("seed",)
 
 
 def resumed_config(previous: TrainConfig, given: dict[str, Any]) -> tuple[TrainConfig, list[str]]:
@@ -227,6 +237,7 @@ def resumed_config(previous: TrainConfig, given: dict[str, Any]) -> tuple[TrainC
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     lines = {k: f"{flag_name(k)} {getattr(previous, k)!r} -> {v!r}" for k, v in changed.items()}
     fixed = [line for k, line in lines.items() if fields[k].metadata["fixed"]]
+    fixed += [lines[k] for k in KEPT_BY_A_RUN if k in changed]
     if fixed:
         raise UserError(
             f"the run was made with other settings that its checkpoint fixes "
@@ -243,12 +254,21 @@ def flag_name(name: str) -> str:
 
 # What a run folder holds, by name (besides the pictures' names in artifacts.py).
 CHECKPOINT_DIR = "training_checkpoints"
+DAMAGED_DIR = "damaged"  # in CHECKPOINT_DIR: checkpoints whose files cannot be read
 CONFIG_NAME = "config.json"
+# config.json's "format": the mark that a folder holds a run of this package's.
+RUN_FORMAT = "gan-mnist run 1"
 HISTORY_NAME = "history.csv"  # one row per epoch: losses, time, metrics
 GENERATOR_NAME = "generator.keras"  # the final generator (the averaged one with --ema)
 BEST_GENERATOR_NAME = "generator_best.keras"  # the best by Fréchet distance (--eval-every)
 LOSSES_NAME = "losses.png"
 METRICS_NAME = "metrics.json"  # written by `gan-mnist evaluate`
+
+
+def check_seed(seed: int) -> None:
+    """A seed every random generator here takes (NumPy's refuses negatives)."""
+    if not 0 <= seed < 2**31:
+        raise UserError(f"--seed must be a whole number from 0 to 2**31 - 1, got {seed}.")
 
 
 def saved_config(out_dir: Path) -> TrainConfig | None:

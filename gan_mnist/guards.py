@@ -11,10 +11,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from gan_mnist.config import CHECKPOINT_DIR, CONFIG_NAME
+from gan_mnist import runfolder
+from gan_mnist.config import CHECKPOINT_DIR, CONFIG_NAME, DAMAGED_DIR
 from gan_mnist.errors import UserError
+from gan_mnist.runfolder import LOCK_NAME
 
-LOCK_NAME = ".gan-mnist.lock"
 FAULT_ENV = "GAN_MNIST_FAULT"  # tests: "POINT[@N][:SIGNAL]" kills or signals the run there
 
 
@@ -46,25 +47,33 @@ def run_lock(out_dir: Path) -> Iterator[None]:
 
 
 def refuse_foreign_folder(out_dir: Path) -> None:
-    """A new run writes only into an empty folder, its own unfinished start (a lock,
-    temporaries), or one whose entries are folders of runs of ours: anything else
-    could be the user's files, which a run's cleanup might replace."""
-    if (out_dir / CONFIG_NAME).exists() or (out_dir / CHECKPOINT_DIR).is_dir():
-        return  # a run of ours (resumed, or a new one that had started)
-    foreign = [
-        entry.name
-        for entry in sorted(out_dir.iterdir())
-        if entry.name != LOCK_NAME
-        and not entry.name.startswith(".tmp")
-        and not (entry.is_dir() and (entry / CONFIG_NAME).exists())
-    ]
-    if foreign:
-        shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+    """Train writes only into a folder that holds nothing yet, a run of ours, or runs
+    of ours: anything else could be the user's files, which a run's cleanup might
+    replace. A run whose checkpoints were all set aside as damaged stays refused
+    until the user deletes or moves them, so nothing restarts it silently."""
+    kind = runfolder.holds(out_dir)
+    if kind == runfolder.DAMAGED:
+        checkpoints = Path(out_dir) / CHECKPOINT_DIR
         raise UserError(
-            f"{out_dir} holds other files ({shown}) and no run of ours, so a new run will "
-            "not write there. Train into a new or empty folder (--out runs/NAME; without "
-            "--out, gan-mnist picks a folder in runs/ named from the settings)."
+            f"no intact checkpoint is left in {checkpoints}: the damaged ones are set aside "
+            f"in {checkpoints / DAMAGED_DIR}, and this run will not start again by itself. "
+            f"Train into a new --out folder, or delete {checkpoints} to start this run "
+            "again from epoch 1."
         )
+    if kind != runfolder.OTHER:
+        return
+    foreign = runfolder.others_files(out_dir)
+    shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+    mark = (
+        f" (its {CONFIG_NAME} is not one this package wrote)"
+        if (Path(out_dir) / CONFIG_NAME).exists()
+        else ""
+    )
+    raise UserError(
+        f"{out_dir} holds other files ({shown}) and no run of ours{mark}, so a run will not "
+        "write there. Train into a new or empty folder (--out runs/NAME; without --out, "
+        "gan-mnist picks a folder in runs/ named from the settings)."
+    )
 
 
 class StopRequest:

@@ -15,11 +15,14 @@ RUN_LENGTH_SETTINGS = {
 }  # fmt: skip
 
 
-def run_folder(config, root: str | Path = "runs", models=None) -> Path:
+def run_folder(
+    config, root: str | Path = "runs", models=None, starts_from: str | None = None
+) -> Path:
     """An output folder named from the settings that define a run (and the fingerprint
-    of ``models``, networks built outside the package), so that changing any of them
-    trains a new run instead of resuming (or refusing) the old one; a longer
-    ``epochs`` continues the same run."""
+    of ``models``, networks built outside the package, and ``starts_from``, the name of
+    the run whose trained weights they hold), so that changing any of them trains a new
+    run instead of resuming (or refusing) the old one; a longer ``epochs`` continues
+    the same run."""
     from dataclasses import asdict
 
     defining = {k: v for k, v in asdict(config).items() if k not in RUN_LENGTH_SETTINGS}
@@ -27,6 +30,8 @@ def run_folder(config, root: str | Path = "runs", models=None) -> Path:
         from gan_mnist.models.base import fingerprint
 
         defining["architecture"] = fingerprint(models)
+    if starts_from is not None:
+        defining["starts_from"] = starts_from
     digest = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:8]
     seed = "" if config.seed is None else f"-seed{config.seed}"
     name = f"{config.model}-{config.dataset}-f{config.base_filters}-b{config.batch_size}{seed}"

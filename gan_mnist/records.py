@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -127,10 +128,24 @@ class EpochRecorder:
             scores, improved = self.evaluation(self.state.sampling_models)
             row.update(scores)
             if improved:  # late GAN epochs often get worse: keep the best one
-                save_keras(self.state.sampling_models.generator, self.out_dir / BEST_GENERATOR_NAME)
+                # Held back until this epoch's checkpoint exists (`promote_best`): a
+                # resume forgets the epochs after its checkpoint, and the best with them.
+                save_keras(self.state.sampling_models.generator, self.pending_best)
         write_history(self.history, self.out_dir / HISTORY_NAME)
         self.log_tensorboard(epoch, row, grid)
         return row, image_path
+
+    @property
+    def pending_best(self) -> Path:
+        """Where the best generator waits for its checkpoint: a temporary of this
+        process, so a killed run's is removed as stale."""
+        return self.out_dir / f".tmp{os.getpid()}-pending-{BEST_GENERATOR_NAME}"
+
+    def promote_best(self) -> None:
+        """Call after a checkpoint: the best generator it covers becomes the run's."""
+        if self.pending_best.exists():
+            os.replace(self.pending_best, self.out_dir / BEST_GENERATOR_NAME)
+            artifacts.sync(self.out_dir)
 
     def log_tensorboard(self, epoch: int, row: dict, grid: np.ndarray) -> None:
         with self.writer.as_default(step=epoch):
@@ -212,11 +227,9 @@ def write_run_artifacts(
     artifacts.write_epoch_summaries(out_dir)
     if history:
         artifacts.plot_losses(history, out_dir / LOSSES_NAME)
-    print(
-        f"outputs in {out_dir.resolve()}: {artifacts.IMAGES_DIR}/, {artifacts.GIF_NAME}, "
-        f"{artifacts.MONTAGE_NAME}, {artifacts.ZIP_NAME}, {LOSSES_NAME}, {GENERATOR_NAME}, "
-        f"{CHECKPOINT_DIR}/"
-    )
+    names = [f"{artifacts.IMAGES_DIR}/", *wanted, f"{CHECKPOINT_DIR}/"]
+    written = [name for name in names if (out_dir / name.rstrip("/")).exists()]
+    print(f"outputs in {out_dir.resolve()}: {', '.join(written)}")
 
 
 def stale(out_dir: Path, names: list[str]) -> list[str]:

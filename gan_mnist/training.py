@@ -22,8 +22,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist import artifacts
-from gan_mnist.checkpoints import TrainingState, check_finite, check_resumable
+from gan_mnist.checkpoints import (
+    TrainingState,
+    check_finite,
+    check_resumable,
+    image_digest,
+    write_config,
+)
 from gan_mnist.config import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
@@ -120,6 +125,8 @@ def train(
     if models is not None:
         config = replace(config, architecture=fingerprint(models))
     place = runtime(config)  # first: the strategy must exist before other TF work
+    if models is not None:
+        place = in_their_precision(place, models)
     print(place.describe())
     # A multi-worker run's other workers only read the run's folder (the chief's).
     out_dir = prepare_out_dir(out_dir) if place.is_chief else Path(out_dir)
@@ -169,8 +176,9 @@ def _train_locked(
         )
 
     state = TrainingState(config, out_dir, models, runtime=place, restore_dir=restore_dir)
+    state.data_digest = image_digest(images)
     done, skip = state.restore()
-    skip = restart_if_batches_moved(state, previous, done, skip)
+    skip = restart_if_units_moved(state, previous, done, skip, len(images) // config.batch_size)
     state.spread_dropout_seeds()
     if done or skip:
         where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")
@@ -186,8 +194,10 @@ def _train_locked(
         return summary
 
     if place.is_chief:  # the others train in step and write only their checkpoints
-        with artifacts.atomic_path(out_dir / CONFIG_NAME) as tmp:
-            tmp.write_text(config.to_json())
+        if previous is None or not (out_dir / CONFIG_NAME).exists():
+            # A new run's mark and settings. A resumed run's changed settings reach
+            # config.json with its next checkpoint (`TrainingState.save`), never before.
+            write_config(config, out_dir)
         if done == 0 and skip == 0:
             write_start_artifacts(state, images, out_dir)
         remove_epoch_images_after(out_dir, done)  # left by a run killed before its checkpoint
@@ -195,6 +205,10 @@ def _train_locked(
     with StopRequest() as stop:
         run_epochs(state, summary, images, labels, data, stop, progress, on_epoch_end, max_minutes)
     write_run_artifacts(state, out_dir, history)
+    if summary.stopped_by and summary.last_epoch >= config.epochs:
+        # The stop came while the last epoch was being recorded: the run is finished.
+        print(f"the run is finished (epoch {summary.last_epoch}); the stop request came after.")
+        summary.stopped_by = None
     if summary.stopped_by:
         summary.exit_status = stop.exit_status if stop.requested else 0
         print(stopped_message(summary, state, max_minutes))
@@ -205,20 +219,42 @@ def _train_locked(
     return summary
 
 
-def restart_if_batches_moved(state: TrainingState, previous, done: int, skip: int) -> int:
-    """The batch to resume at: ``skip``, or 0 when --batch-size or --limit changed in
-    the middle of an epoch (the saved position counts batches of the old size in the
-    old image set), with that epoch's partial sums forgotten."""
+def in_their_precision(place, models: GanModels):
+    """The runtime for networks built outside the package: they compute in the dtype
+    policy they were built under (float32 unless the caller set one), whatever
+    --mixed-precision chose, so the device line says that."""
+    policy = models.generator.dtype_policy.name
+    built = policy if policy.startswith("mixed_") else None
+    if built != place.mixed_precision:
+        print(
+            f"note: the networks passed with models= were built in {policy} and compute "
+            f"in it (--mixed-precision {place.mixed_precision or 'off'} applies only to "
+            "networks the package builds)."
+        )
+    return replace(place, mixed_precision=built)
+
+
+def restart_if_units_moved(state: TrainingState, previous, done: int, skip: int, steps: int):
+    """The batch to resume at: ``skip``, or 0 when the saved position cannot be reached
+    in this run's batches: --batch-size, --limit or the training images (--data)
+    differ from those the checkpoint counted in (saved inside it; for a checkpoint
+    without them, the run's config.json), or the epoch now has ``steps`` or fewer
+    batches. That epoch's partial sums are then forgotten, and it starts again."""
+    if not skip:
+        return skip
+    saved, digest = state.saved_settings.read()
+    saved = saved or previous
     config = state.config
-    moved = previous is not None and (previous.batch_size, previous.limit) != (
+    moved = saved is not None and (saved.batch_size, saved.limit) != (
         config.batch_size,
         config.limit,
     )
-    if not (skip and moved):
+    moved = moved or (digest is not None and digest != state.data_digest) or skip >= steps
+    if not moved:
         return skip
     print(
-        f"--batch-size or --limit changed in the middle of epoch {done + 1}: that epoch "
-        "starts again from its first batch."
+        f"--batch-size, --limit or the training images changed in the middle of epoch "
+        f"{done + 1}: that epoch starts again from its first batch."
     )
     state.forget_partial_epoch()
     return 0
@@ -262,11 +298,13 @@ def run_epochs(state, summary, images, labels, data, stop, progress, on_epoch_en
         if row["steps"] < steps:  # stopped mid-epoch: keep the partial epoch
             summary.stopped_by = clock.reason(stop)
             state.save()
+            recorder.promote_best()
             break
         row, image_path = recorder.record(epoch, row)
         fault_point("after-epoch-image")  # the image is written, the checkpoint not yet
         stopping = clock.due(stop, state.runtime)
-        clock.checkpoint_epoch(state, epoch, last=epoch == config.epochs or stopping)
+        if clock.checkpoint_epoch(state, epoch, last=epoch == config.epochs or stopping):
+            recorder.promote_best()
         recorder.snapshot(epoch)
         print(epoch_line(row, config.epochs, image_path.relative_to(out_dir)))
         summary.last_epoch = epoch
@@ -413,11 +451,14 @@ class CheckpointClock:
         """Why the run stopped: the signal's name, "time", or "worker" (another one)."""
         return stop.name or ("time" if self._out_of_time() else "worker")
 
-    def checkpoint_epoch(self, state: TrainingState, epoch: int, last: bool) -> None:
-        """At the end of an epoch: save when the epoch, the clock or the end says so."""
+    def checkpoint_epoch(self, state: TrainingState, epoch: int, last: bool) -> bool:
+        """At the end of an epoch: save when the epoch, the clock or the end says so;
+        returns whether it saved."""
         if last or epoch % state.config.checkpoint_every == 0 or self.mid_epoch_due():
             state.save()
             self.saved()
+            return True
+        return False
 
 
 def prepare_out_dir(out_dir: str | Path) -> Path:

@@ -4,6 +4,7 @@ driven by a real headless Chromium (Debian's, through Selenium and its chromedri
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -275,3 +276,75 @@ def test_the_page_in_a_headless_browser(runs, tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# Runs inside a network namespace that has only loopback: starts the app under strace
+# (every connect() it or its children attempt), waits for the page, then stops it.
+PRIVATE_DRIVER = """
+import os, signal, subprocess, sys, time, urllib.request
+trace, port, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
+server = subprocess.Popen(
+    ["strace", "-f", "-qq", "-e", "trace=connect", "-o", trace, sys.executable, "-m",
+     "gan_mnist", "app", *runs, "--port", port],
+    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+)
+deadline = time.monotonic() + 150
+while time.monotonic() < deadline and server.poll() is None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
+            page.read()
+        break
+    except OSError:
+        time.sleep(0.5)
+else:
+    sys.exit("the app did not answer: " + (server.stderr.read() if server.poll() else "")[-2000:])
+time.sleep(5)  # Gradio's launch-time calls run in threads after the page is up
+os.killpg(server.pid, signal.SIGTERM)  # strace and the app it runs
+try:
+    server.wait(timeout=30)
+except subprocess.TimeoutExpired:
+    os.killpg(server.pid, signal.SIGKILL)
+"""
+
+
+def outside_connections(trace: str) -> list[str]:
+    """The connect() calls of an strace log that aim beyond this machine."""
+    outside = []
+    for line in trace.splitlines():
+        if "connect(" not in line or "AF_UNIX" in line or "AF_NETLINK" in line:
+            continue
+        loopback = 'inet_addr("127.' in line or '"::1"' in line or "::ffff:127." in line
+        if not loopback:
+            outside.append(line.strip())
+    return outside
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not all(Path(p).exists() for p in ("/usr/bin/strace", "/usr/bin/unshare")),
+    reason="needs root (a network namespace) and strace; `make test` installs strace",
+)
+def test_the_app_calls_no_one_beyond_this_machine(runs, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_ANALYTICS_ENABLED"}  # the default
+    trace = tmp_path / "connect.trace"
+    driver = tmp_path / "driver.py"
+    driver.write_text(PRIVATE_DRIVER)
+    args = [sys.executable, str(driver), str(trace), "7861", str(runs["dcgan"])]
+    command = "ip link set lo up && exec " + " ".join(f"'{a}'" for a in args)
+    namespace = subprocess.Popen(
+        ["unshare", "-n", "sh", "-c", command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # so a timeout can stop everything it started
+    )
+    try:
+        _, stderr = namespace.communicate(timeout=300)
+    finally:
+        if namespace.poll() is None:
+            os.killpg(namespace.pid, signal.SIGKILL)
+            namespace.wait()
+    assert namespace.returncode == 0, stderr[-2000:]
+    log = trace.read_text()
+    assert 'inet_addr("127.0.0.1")' in log  # the driver's own visits were traced
+    assert outside_connections(log) == []

@@ -14,6 +14,37 @@ def test_tutorial_preset_is_the_tensorflow_tutorial():
     assert config.checkpoint_every == 15 and config.base_filters == 64
 
 
+KEYS = ("model", "base_filters", "batch_size", "gen_lr", "disc_lr", "beta_1", "dropout")
+KEYS += ("epochs", "limit", "noise_dim", "ema", "jit_compile", "checkpoint_every")
+
+
+@pytest.mark.parametrize(
+    "preset, model, expected",
+    [  # written out by hand from the README's preset table, not merged like the code
+        (
+            "tutorial",
+            None,
+            ("dcgan", 64, 256, 1e-4, 1e-4, 0.9, 0.3, 50, None, 100, 0.0, "auto", 15),
+        ),
+        (
+            "demo",
+            None,
+            ("infogan-nets", 64, 32, 1e-3, 2e-4, 0.5, 0.0, 4, 20000, 62, 0.999, "on", 1),
+        ),
+        ("fast", None, ("infogan-nets", 64, 32, 1e-3, 2e-4, 0.5, 0.0, 8, None, 62, 0.999, "on", 1)),
+        ("smoke", None, ("dcgan", 8, 32, 1e-4, 1e-4, 0.9, 0.3, 2, 256, 100, 0.0, "auto", 1)),
+        (
+            "demo",
+            "dcgan",
+            ("dcgan", 32, 32, 4e-4, 2e-4, 0.5, 0.0, 12, 20000, 100, 0.999, "auto", 1),
+        ),
+    ],
+)
+def test_what_each_preset_trains(preset, model, expected):
+    config = make_config(preset, **({"model": model} if model else {}))
+    assert tuple(getattr(config, k) for k in KEYS) == expected
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 @pytest.mark.parametrize("model", list(FAMILIES))
 def test_every_preset_builds_for_every_family_with_its_tweaks(name, model, tmp_path):

@@ -286,3 +286,20 @@ def test_ctrl_c_on_one_worker_stops_both_after_the_same_step_and_the_chief_saves
     assert "stopped together with another worker of this multi-worker run" in chief_out
     assert "stopped answering" not in chief_err + other_err
     assert_a_rerun_resumes(args, scratch, out)
+
+
+def test_networks_passed_in_compute_in_their_own_precision_and_the_line_says_so(capsys):
+    from dataclasses import replace
+
+    from gan_mnist.devices import runtime
+    from gan_mnist.models import dcgan
+    from gan_mnist.models.base import GanModels
+    from gan_mnist.training import in_their_precision
+
+    models = GanModels.of(dcgan.build_generator(100, 8), dcgan.build_discriminator(8, 0.3))
+    # What `auto` picks on one GPU, where the notebook's float32 networks are passed in.
+    gpu = replace(runtime(make_config("smoke")), accelerator="gpu", mixed_precision="mixed_float16")
+    place = in_their_precision(gpu, models)
+    assert place.mixed_precision is None
+    assert "mixed precision off" in place.describe() and "float16" not in place.describe()
+    assert "built in float32 and compute in it" in capsys.readouterr().out

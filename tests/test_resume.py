@@ -186,7 +186,7 @@ def test_a_checkpoint_that_cannot_be_read_is_not_called_other_settings(
         def restore(self, path):
             raise tf.errors.PermissionDeniedError(None, None, "permission denied")
 
-    monkeypatch.setattr(state, "_restore_parts", lambda path: Unreadable())
+    monkeypatch.setattr(state, "_restore_parts", lambda path: (Unreadable(), set()))
     with pytest.raises(UserError, match="could not be read \\(permission denied\\)") as error:
         state.restore()
     assert "other settings" not in str(error.value)

@@ -8,6 +8,7 @@ tanh or sigmoid pixels.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import keras
@@ -138,13 +139,19 @@ def family_models(config, generator, discriminator, class_loss_weight=0.0) -> Ga
 
 
 def fingerprint(models: GanModels) -> str:
-    """A short hash of both networks' layer types and sizes: a run of user-built
-    networks records it, so resuming with other networks is refused."""
-    parts = [
-        f"{type(layer).__name__}:{layer.count_params()}"
-        for network in (models.generator, models.discriminator)
-        for layer in network.layers
-    ]
+    """A short hash of both networks' inputs and every layer's settings (its
+    `get_config()` without the automatic layer name, which changes each time a network
+    is rebuilt): a run of user-built networks records it, so resuming with other
+    networks is refused, and any edit of a layer (an activation, a slope, an
+    interpolation) is another run."""
+    parts = []
+    for network in (models.generator, models.discriminator):
+        parts.append(repr(network.input_shape))
+        for layer in network.layers:
+            settings = {k: v for k, v in layer.get_config().items() if k != "name"}
+            parts.append(
+                f"{type(layer).__name__}:{json.dumps(settings, sort_keys=True, default=repr)}"
+            )
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
