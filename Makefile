@@ -11,7 +11,7 @@ SHELL  := /bin/bash
 # Drops one machine-specific pip warning (about local mirror folders) and nothing else.
 QUIET_PIP := sed '/^WARNING: Location .* is ignored/d'
 
-.PHONY: demo test pictures lint format system-deps clean
+.PHONY: demo test pictures notebook lint format system-deps clean
 
 ## demo: train the `demo` preset on real MNIST into runs/demo (~5 min on 2 CPU cores)
 demo: $(VENV)/.installed system-deps
@@ -39,6 +39,12 @@ pictures: $(VENV)/.installed system-deps
 	  from gan_mnist.models.dcgan import build_generator as g, build_discriminator as d; \
 	  plot_model_diagrams({'Generator_Model': g(), 'Discriminator_Model': d()}, '.')"
 
+## notebook: "Run all" of GAN_MNIST_Notebook.ipynb with its default parameters, in a
+## fresh folder, and its outputs (cleaned of this machine's paths) written into it,
+## so it can be read with its results (tests/test_notebook.py checks they are fresh)
+notebook: $(VENV)/.dev-installed system-deps
+	$(BIN)/python tools/notebook_outputs.py
+
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -58,7 +64,8 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 
 # Debian packages: Graphviz's `dot` draws Generator_Model.png / Discriminator_Model.png,
 # dataset-fashion-mnist is Fashion-MNIST's offline source (--dataset fashion_mnist), and
-# chromium + chromium-driver run the browser test of `gan-mnist app` (tests only).
+# chromium + chromium-driver run the browser test of `gan-mnist app`, and strace watches
+# that the app attempts no connection beyond this machine (both tests only).
 # Installed when we may (root with apt-get); otherwise a note, and runs skip the
 # diagrams or download Fashion-MNIST through Keras instead.
 system-deps:
@@ -67,6 +74,7 @@ system-deps:
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
+	[ -x /usr/bin/strace ] || missing="$$missing strace"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null 2>&1 \

@@ -6,7 +6,9 @@ so the kernel's `get_file` is stubbed).
 
 - REPO left as the placeholder: Part 1, the tutorial's GAN, runs to its end with
   nothing but what Colab has, and the first Part-2 cell stops "Run all" with one
-  sentence saying what to set.
+  sentence saying what to set; in the same kernel, an unchanged rerun of the training
+  cell continues, each edit (a loss, a layer setting, the step) trains a new run, and
+  following the sentence reaches Part 2.
 - REPO pointing at a clone of this repository and Drive chosen: the notebook mounts
   Drive before writing anything, installs the package, and runs every cell."""
 
@@ -19,7 +21,8 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from papermill.exceptions import PapermillExecutionError
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 from tests.conftest import REPO
 from tests.test_notebook import NOTEBOOK, private_kernel
@@ -84,43 +87,189 @@ def colab_kernel(tmp_path, monkeypatch, real_data_cache) -> Path:
     return content
 
 
-def test_part_1_runs_in_a_bare_colab_and_part_2_says_what_to_set(
+class Kernel:
+    """One Jupyter kernel running the notebook's cells as a learner does: in order,
+    again, or edited (nbclient, the engine under papermill)."""
+
+    def __init__(self, client: NotebookClient):
+        self.client = client
+        self.cells = client.nb.cells
+
+    def index(self, needle: str) -> int:
+        """The one code cell whose source contains ``needle``."""
+        (found,) = [
+            i for i, c in enumerate(self.cells) if c.cell_type == "code" and needle in c.source
+        ]
+        return found
+
+    def run(self, first: int, last: int) -> str:
+        """Run code cells ``first``..``last`` (notebook indices); returns what they printed."""
+        printed = []
+        for i in range(first, last + 1):
+            if self.cells[i].cell_type == "code":
+                self.client.execute_cell(self.cells[i], i)
+                printed += [o.get("text", "") for o in self.cells[i].outputs if "text" in o]
+        return "".join(printed)
+
+    def python(self, source: str) -> str:
+        """Run ``source`` in the kernel as an extra cell; returns what it printed."""
+        cell = nbformat.v4.new_code_cell(source)
+        self.cells.append(cell)  # nbclient stores each result at its cell's index
+        try:
+            self.client.execute_cell(cell, len(self.cells) - 1)
+        finally:
+            self.cells.pop()
+        return "".join(o.get("text", "") for o in cell.outputs if "text" in o)
+
+    def edit(self, needle: str, old: str, new: str) -> int:
+        """Change ``old`` to ``new`` (once) in the cell holding ``needle``; returns its index."""
+        i = self.index(needle)
+        assert self.cells[i].source.count(old) == 1, old
+        self.cells[i].source = self.cells[i].source.replace(old, new)
+        return i
+
+
+def part1_runs(root: Path) -> dict[str, int]:
+    """Part 1's run folders under ``root`` and the newest checkpoint number of each."""
+    runs = {}
+    for run in root.glob("part1-mnist-smoke-*"):
+        numbers = [int(p.name[5:-6]) for p in run.glob("training_checkpoints/ckpt-*.index")]
+        runs[run.name] = max(numbers, default=0)
+    return runs
+
+
+WEIGHTS = "print(float(tf.reduce_sum(generator.trainable_variables[0])))"
+
+
+def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at_part_2(
     tmp_path, monkeypatch, real_data_cache
 ):
     content = colab_kernel(tmp_path, monkeypatch, real_data_cache)
-    executed = tmp_path / "colab.ipynb"
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=120)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    parameters.source += '\nPRESET = "smoke"'  # REPO stays "OWNER/gan-mnist"
+    client = NotebookClient(
+        notebook, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(content)}}
+    )
+    with client.setup_kernel():
+        kernel = Kernel(client)
+        install = kernel.index("class StopHere")
+        train = kernel.index("run_dir, manager = open_run()")
 
-    with pytest.raises(PapermillExecutionError) as stopped:
-        papermill.execute_notebook(
-            str(NOTEBOOK),
-            str(executed),
-            cwd=str(content),
-            kernel_name="python3",
-            parameters={"PRESET": "smoke"},  # REPO stays "OWNER/gan-mnist"
-            progress_bar=False,
+        # "Run all": Part 1 to its end, then the first Part-2 cell stops with one line.
+        printed = kernel.run(0, install - 1)
+        with pytest.raises(CellExecutionError) as stopped:
+            kernel.run(install, install)
+        assert stopped.value.ename == "StopHere"
+        (error,) = [o for o in kernel.cells[install].outputs if o.output_type == "error"]
+        assert error.traceback == [error.evalue]  # one line, no traceback
+        assert "set REPO in the parameters cell" in error.evalue
+        assert "run the parameters cell, then run this cell" in error.evalue
+        assert "(the test's local copy)" in printed  # Keras' own load_data was used
+        assert (
+            "## What you built"
+            in kernel.cells[install - 2].source + kernel.cells[install - 1].source
         )
-    assert stopped.value.ename == "StopHere"
-    assert "set REPO in the parameters cell" in stopped.value.evalue
+        ((first, done),) = part1_runs(content / "runs").items()
+        assert done == 2
+        part1 = content / "runs" / first
+        for name in (
+            "DCGAN_Images/image_at_epoch_0002.png",
+            "dcgan_animation.gif",
+            "dcgan_images.zip",
+            "losses.csv",
+        ):
+            assert (part1 / name).exists(), name
+        assert len((part1 / "losses.csv").read_text().split()) == 2
+        assert (content / "runs" / "Generator_Model.png").exists()
+        assert sorted(p.name for p in content.iterdir()) == ["runs"]
 
-    notebook = nbformat.read(executed, as_version=4)
-    code = [c for c in notebook.cells if c.cell_type == "code"]
-    errors = [(i, o) for i, c in enumerate(code) for o in c.outputs if o.output_type == "error"]
-    ((where, error),) = errors
-    assert error.traceback == [error.evalue]  # one sentence, no traceback
-    assert "import gan_mnist" in code[where + 1].source  # Part 2's first use of it
-    assert all(c.execution_count for c in code[: where + 1])
-    assert not any(c.execution_count for c in code[where + 1 :])
-    printed = "".join(o.get("text", "") for c in code for o in c.outputs if "text" in o)
-    assert "(the test's local copy)" in printed  # Keras' own load_data was used
-    (part1,) = (content / "runs").glob("part1-mnist-smoke-*")
-    for name in (
-        "DCGAN_Images/image_at_epoch_0002.png",
-        "dcgan_animation.gif",
-        "dcgan_images.zip",
-        "training_checkpoints/ckpt-2.index",
-    ):
-        assert (part1 / name).exists(), name
-    assert sorted(p.name for p in content.iterdir()) == ["runs"]
+        # The preview noise comes from SEED alone: the same after training, in this kernel.
+        noise = "print(hashlib.sha256(preview_noise.numpy().tobytes()).hexdigest())"
+        preview = kernel.python(noise)
+
+        # An unchanged rerun continues the finished run and trains nothing.
+        again = kernel.run(train, train)
+        assert f"continuing after epoch 2 in runs/{first}" in again
+        assert "trained to epoch 2 of 2" in again and "epoch 1/2" not in again
+        assert part1_runs(content / "runs") == {first: 2}
+        # After the stop button (weights in memory changed mid-epoch), the rerun
+        # starts from the latest checkpoint, not from memory.
+        trained = kernel.python(WEIGHTS)
+        kernel.python(
+            "generator.trainable_variables[0].assign_add(tf.ones_like(generator.trainable_variables[0]))"
+        )
+        assert kernel.python(WEIGHTS) != trained
+        kernel.run(train, train)
+        assert kernel.python(WEIGHTS) == trained
+        # The step by hand is a trial on the weights as built: training after it starts
+        # from the run's checkpoint again, as if it had not been taken.
+        by_hand = kernel.index("checkpoint.restore(as_built)")
+        assert "d_loss" in kernel.run(by_hand, by_hand)
+        kernel.run(train, train)
+        assert kernel.python(WEIGHTS) == trained
+
+        # Each edit - a loss, a layer setting, the step - trains a new run from scratch.
+        edits = [
+            (
+                "def discriminator_loss",
+                "tf.ones_like(real_output)",
+                "0.9 * tf.ones_like(real_output)",
+            ),
+            (
+                "def make_generator_model",
+                "layers.LeakyReLU(negative_slope=0.3),\n            layers.Reshape",
+                "layers.LeakyReLU(negative_slope=0.2),\n            layers.Reshape",
+            ),
+            (
+                "def train_step",
+                "noise = tf.random.normal([BATCH_SIZE, NOISE_DIM])",
+                "noise = tf.random.uniform([BATCH_SIZE, NOISE_DIM], -1, 1)",
+            ),
+        ]
+        seen = {first}
+        for needle, old, new in edits:
+            edited = kernel.edit(needle, old, new)
+            printed = kernel.run(edited, train)
+            assert "a new run in runs/part1-mnist-smoke-" in printed, (needle, printed[-500:])
+            (name,) = set(part1_runs(content / "runs")) - seen
+            seen.add(name)
+            assert f"a new run in runs/{name}" in printed and "epoch 2/2" in printed
+            rows = (content / "runs" / name / "losses.csv").read_text().split()
+            assert [r.split(",")[0] for r in rows] == ["1", "2"]  # trained from epoch 1
+            kernel.edit(needle, new, old)
+        runs = part1_runs(content / "runs")
+        assert len(runs) == 1 + len(edits) and set(runs.values()) == {2}, runs
+        # Undone, the rebuilt networks (new layer names) are the first run again.
+        printed = kernel.run(kernel.index("def make_generator_model"), train)
+        assert f"continuing after epoch 2 in runs/{first}" in printed
+        assert part1_runs(content / "runs") == runs
+
+        # Following the message reaches Part 2: set REPO, run the parameters cell,
+        # then the install cell and the next one.
+        parameters.source += f'\nREPO = "file://{clone}"'
+        kernel.run(kernel.cells.index(parameters), kernel.cells.index(parameters))
+        kernel.run(install, install + 1)
+        assert "gan_mnist" in "".join(
+            o.get("text", "") for o in kernel.cells[install + 1].outputs if "text" in o
+        )
+
+    # A second kernel draws the same 16 preview vectors (the parameters, setup,
+    # presets and training cells' definitions are all it needs).
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    parameters.source += '\nPRESET = "smoke"'
+    client = NotebookClient(
+        notebook, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(content)}}
+    )
+    with client.setup_kernel():
+        other = Kernel(client)
+        other.run(other.cells.index(parameters), other.cells.index(parameters))
+        for needle in ["part1_started = time.time()", "import glob", "PRESETS = {", "def open_run"]:
+            other.run(other.index(needle), other.index(needle))
+        assert other.python(noise) == preview
 
 
 def test_the_notebook_runs_as_in_colab_with_drive(tmp_path, monkeypatch, real_data_cache):

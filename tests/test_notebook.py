@@ -22,14 +22,35 @@ def code_cells():
     return [c for c in notebook.cells if c.cell_type == "code"]
 
 
-def test_notebook_is_committed_without_outputs_and_with_clean_metadata():
-    raw = json.loads(NOTEBOOK.read_text())
+def test_the_committed_outputs_come_from_todays_cells_and_clean_metadata():
+    from tools.notebook_outputs import ATTACHMENT, KEPT_METADATA, MACHINE_PATH, code_digest
+
+    text = NOTEBOOK.read_text()
+    raw = json.loads(text)
+    # `make notebook` recorded the digest of the code that made the outputs; any edit
+    # of a code cell since then needs the outputs made again.
+    assert raw["metadata"]["gan_mnist"]["code_sha256"] == code_digest(raw), "run make notebook"
     for cell in raw["cells"]:
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and cell["execution_count"] is None
         assert set(cell["metadata"]) <= {"tags"}, cell["metadata"]
-    assert set(raw["metadata"]) <= {"kernelspec", "language_info", "accelerator", "colab"}
+    assert set(raw["metadata"]) <= set(KEPT_METADATA)
     assert "widgets" not in json.dumps(raw["metadata"])
+    assert not MACHINE_PATH.findall(text) and "papermill" not in json.dumps(raw["metadata"])
+    assert len(text.encode()) < 3 * 2**20
+    code = [c for c in raw["cells"] if c["cell_type"] == "code"]
+    ran = [c for c in code if "launch(" not in "".join(c["source"])]  # the app's is dropped
+    assert all(c["execution_count"] for c in ran)
+    assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
+
+    def outputs_of(needle):
+        (cell,) = [c for c in code if needle in "".join(c["source"])]
+        return json.dumps(cell["outputs"], ensure_ascii=False)
+
+    (intro,) = [c for c in raw["cells"] if f"attachment:{ATTACHMENT}" in "".join(c["source"])]
+    assert intro["attachments"][ATTACHMENT]["image/png"]  # what you will build
+    assert "image/png" in outputs_of("train(train_dataset, EPOCHS)")  # the last epoch's grid
+    assert "image/png" in outputs_of('label="discriminator"')  # the losses over epochs
+    assert "data:image/gif;base64" in outputs_of("embed.embed_file(anim_file)")
+    assert "Fréchet distance" in outputs_of("print(format_table(quality))")
 
 
 def test_exactly_one_parameters_cell_with_the_documented_names():
@@ -169,10 +190,13 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, rea
         "dcgan_animation.gif",
         "dcgan_images.zip",
         "training_checkpoints/ckpt-2.index",
-        "Generator_Model.png",
+        "losses.csv",
     ):
         assert (part1 / name).exists(), name
     assert not (part1 / "DCGAN_Images/image_at_epoch_0003.png").exists()
+    assert (out_dir / "Generator_Model.png").exists() and (
+        out_dir / "Discriminator_Model.png"
+    ).exists()
     # Part 2: Part 1's networks, the InfoGAN paper's, the conditional model, your own
     # generator and the exercises, each trained by the package into a folder named
     # from its settings.
@@ -183,7 +207,7 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, rea
     assert len(fingerprinted) == 2  # Part 1's networks and your own generator
     (conditional,) = [n for n in runs if n.startswith("cdcgan-")]
     assert (runs[conditional] / "walk.gif").exists()
-    assert any(n.startswith("infogan-nets-") for n in runs)  # section 15's networks
+    assert any(n.startswith("infogan-nets-") for n in runs)  # section 16's networks
     assert any(n.startswith("mlp-") for n in runs) and any("-b256-" in n for n in runs)
     assert len(runs) == 2 + 1 + 1 + 6  # and the exercises: the preset, then 5 changes
     # The step by hand starts near D's and G's "undecided" losses, 2 ln 2 and ln 2.
