@@ -58,6 +58,8 @@ def sync(path: Path) -> None:
         return
     try:
         os.fsync(fd)
+    except OSError:  # Windows cannot fsync a read-only handle: nothing more to do there
+        pass
     finally:
         os.close(fd)
 

@@ -108,6 +108,8 @@ class EpochRecorder:
         self.writes = state.runtime.is_chief
         self.writer = tf.summary.create_file_writer(str(out_dir / "logs")) if self.writes else None
         self.evaluation = None
+        # Left by an earlier train() of this process that raised: not this run's best.
+        self.pending_best.unlink(missing_ok=True)
         if self.config.eval_every and self.writes:
             from gan_mnist.evaluator import TrainingEvaluation
 

@@ -207,7 +207,8 @@ def _train_locked(
     write_run_artifacts(state, out_dir, history)
     if summary.stopped_by and summary.last_epoch >= config.epochs:
         # The stop came while the last epoch was being recorded: the run is finished.
-        print(f"the run is finished (epoch {summary.last_epoch}); the stop request came after.")
+        why = "the time budget ran out" if summary.stopped_by == "time" else "the stop came"
+        print(f"the run is finished (epoch {summary.last_epoch}); {why} after its last epoch.")
         summary.stopped_by = None
     if summary.stopped_by:
         summary.exit_status = stop.exit_status if stop.requested else 0

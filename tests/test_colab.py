@@ -188,6 +188,8 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
 
         # The preview noise comes from SEED alone: the same after training, in this kernel.
         noise = "print(hashlib.sha256(preview_noise.numpy().tobytes()).hexdigest())"
+        # The state every new run starts from: the untrained weights of the first build.
+        untrained = kernel.python(f"checkpoint.restore(as_built)\n{WEIGHTS}")
         preview = kernel.python(noise)
 
         # An unchanged rerun continues the finished run and trains nothing.
@@ -219,15 +221,15 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
                 "0.9 * tf.ones_like(real_output)",
             ),
             (
-                "def make_generator_model",
-                "layers.LeakyReLU(negative_slope=0.3),\n            layers.Reshape",
-                "layers.LeakyReLU(negative_slope=0.2),\n            layers.Reshape",
-            ),
-            (
                 "def train_step",
                 "noise = tf.random.normal([BATCH_SIZE, NOISE_DIM])",
                 "noise = tf.random.uniform([BATCH_SIZE, NOISE_DIM], -1, 1)",
             ),
+            (
+                "def make_generator_model",
+                "layers.LeakyReLU(negative_slope=0.3),\n            layers.Reshape",
+                "layers.LeakyReLU(negative_slope=0.2),\n            layers.Reshape",
+            ),  # last: it rebuilds G
         ]
         seen = {first}
         for needle, old, new in edits:
@@ -239,6 +241,11 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
             assert f"a new run in runs/{name}" in printed and "epoch 2/2" in printed
             rows = (content / "runs" / name / "losses.csv").read_text().split()
             assert [r.split(",")[0] for r in rows] == ["1", "2"]  # trained from epoch 1
+            # ... from untrained weights: the first build's where the edit rebuilt no
+            # network, else the new build's (never the weights an earlier run trained).
+            start = kernel.python(f"checkpoint.restore(as_built)\n{WEIGHTS}")
+            assert (start == untrained) != (needle == "def make_generator_model"), needle
+            assert start != trained
             kernel.edit(needle, new, old)
         runs = part1_runs(content / "runs")
         assert len(runs) == 1 + len(edits) and set(runs.values()) == {2}, runs

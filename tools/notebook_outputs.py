@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "GAN_MNIST_Notebook.ipynb"
 ATTACHMENT = "part1_digits.png"
 METADATA_KEY = "gan_mnist"
+TEXT_KINDS = ("text/plain", "text/html", "text/markdown")  # outputs' readable parts
 KEPT_METADATA = ("kernelspec", "language_info", "accelerator", "colab", METADATA_KEY)
 # What a committed output must never hold: an absolute path of this machine.
 MACHINE_PATH = re.compile(r"(?<![\w.:/])/(?:tmp|root|home|work|Users|var|private)/")
@@ -69,6 +70,15 @@ def merged_streams(outputs: list[dict]) -> list[dict]:
     return merged
 
 
+def readable_parts(notebook: dict) -> list[tuple[str, dict]]:
+    """(key, holder) of every output's text (streams, plain text, HTML), no images."""
+    parts = []
+    for output in (o for c in notebook["cells"] for o in c.get("outputs", [])):
+        parts += [("text", output)] if "text" in output else []
+        parts += [(k, output["data"]) for k in TEXT_KINDS if k in output.get("data", {})]
+    return parts
+
+
 def clean(notebook: dict, workdir: Path) -> dict:
     """The executed notebook, fit to commit (see the module's docstring)."""
     notebook["metadata"] = {k: v for k, v in notebook["metadata"].items() if k in KEPT_METADATA}
@@ -86,14 +96,15 @@ def clean(notebook: dict, workdir: Path) -> dict:
                 output["text"] = screen_text("".join(output["text"]))
             output.get("metadata", {}).pop("papermill", None)
             output.pop("transient", None)
-    text = json.dumps(notebook)
-    for absolute, relative in ((f"{workdir}/", ""), (str(workdir), "."), (home, "~")):
-        text = text.replace(absolute, relative)
-    leaked = sorted(set(MACHINE_PATH.findall(text)))
-    if leaked:
-        context = [text[max(0, m.start() - 80) : m.end() + 40] for m in MACHINE_PATH.finditer(text)]
-        raise SystemExit(f"machine paths {leaked} left in the outputs, e.g. {context[:3]}")
-    return json.loads(text)
+    for key, holder in readable_parts(notebook):  # not base64: a replace would break it
+        text = "".join(holder[key])
+        for absolute, relative in ((f"{workdir}/", ""), (str(workdir), "."), (home, "~")):
+            text = text.replace(absolute, relative)
+        leaked = [text[max(0, m.start() - 80) : m.end() + 40] for m in MACHINE_PATH.finditer(text)]
+        if leaked:
+            raise SystemExit(f"machine paths left in the outputs, e.g. {leaked[:3]}")
+        holder[key] = text
+    return notebook
 
 
 def attach_goal_picture(notebook: dict, runs: Path) -> None:
