@@ -297,7 +297,7 @@ class TrainingState:
             experimental_write_callbacks=[lambda path: fault_point("mid-checkpoint")]
         )
         self.saved_settings.text = json.dumps(
-            {"config": json.loads(self.config.to_json()), "data": self.data_digest}
+            {"config": dataclasses.asdict(self.config), "data": self.data_digest}
         )
         path = self.manager.save(checkpoint_number=self.global_step, options=options)
         if self.runtime.is_chief:
@@ -324,9 +324,7 @@ class SavedSettings(tf.train.experimental.PythonState):
         if not self.text:
             return None, None
         saved = json.loads(self.text)
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        config = TrainConfig(**{k: v for k, v in saved["config"].items() if k in known})
-        return config, saved["data"]
+        return TrainConfig.from_dict(saved["config"]), saved["data"]
 
 
 def adam_of(optimizer):

@@ -201,12 +201,17 @@ class TrainConfig:
 
     @classmethod
     def from_json_file(cls, path: Path) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
         values = json.loads(Path(path).read_text())
         if not isinstance(values, dict):
             raise ValueError(f"it holds a JSON {type(values).__name__}, not an object of settings")
         if values.get("format") != RUN_FORMAT:
             raise ValueError(f'this package did not write it: no "format": "{RUN_FORMAT}"')
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """The settings in ``values``; keys that are not settings are left out."""
+        known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def fixed_differences(self, other: TrainConfig) -> list[str]:

@@ -50,20 +50,24 @@ def holds(folder: str | Path) -> str:
         return RUN
     if has_checkpoint_files(folder):
         return RUN  # its config.json was lost: the checkpoint's own checks decide
-    entries = [e for e in folder.iterdir() if e.name != LOCK_NAME and not e.name.startswith(".tmp")]
-    if not entries:
+    if not _entries(folder):
         return NOTHING
-    if all(e.is_dir() and is_our_config(e / CONFIG_NAME) for e in entries):
-        return RUNS
-    return OTHER
+    return OTHER if others_files(folder) else RUNS
+
+
+def _entries(folder: Path) -> list[Path]:
+    """What ``folder`` holds besides a start of ours (the lock, temporaries)."""
+    return [
+        entry
+        for entry in sorted(Path(folder).iterdir())
+        if entry.name != LOCK_NAME and not entry.name.startswith(".tmp")
+    ]
 
 
 def others_files(folder: Path) -> list[str]:
-    """The names in ``folder`` that are not a run's start of ours (for a message)."""
+    """The names in ``folder`` that are neither a start of ours nor a run of ours."""
     return [
         entry.name
-        for entry in sorted(Path(folder).iterdir())
-        if entry.name != LOCK_NAME
-        and not entry.name.startswith(".tmp")
-        and not (entry.is_dir() and is_our_config(entry / CONFIG_NAME))
+        for entry in _entries(folder)
+        if not (entry.is_dir() and is_our_config(entry / CONFIG_NAME))
     ]
