@@ -4,6 +4,7 @@ walk its latent space and measure it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import secrets
 import sys
@@ -649,6 +650,15 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(line_buffering=True)
     if args.debug:
         quiet.uninstall(everything=True)  # TensorFlow's own log too
+    # The whole command's file descriptor 2 through the filter of TensorFlow's
+    # harmless lines (its errors, and the last lines of a native abort, still show).
+    unfiltered = args.debug or quiet.chosen_by_user()
+    with contextlib.nullcontext() if unfiltered else quiet.filtered_stderr():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command ``args`` names; its exit status."""
     try:
         commands = {
             "train": cmd_train,

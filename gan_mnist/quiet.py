@@ -1,11 +1,16 @@
-"""TensorFlow's C++ start-up log, kept out of the output.
+"""TensorFlow's C++ start-up log, kept out of the output; its errors kept in it.
 
 While its shared libraries load, TensorFlow writes info lines (oneDNN, CUDA probes,
 CPU features) straight to file descriptor 2, before absl's logging is initialised,
-so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them (it acts only after that, where
-this package sets it to 3). `install` wraps the import of ``tensorflow``: file
-descriptor 2 goes to a temporary file while the module runs, and afterwards every
-line but those info and warning lines is written back, so a real error still shows.
+so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them (it acts only after that, where this
+package sets it to 2: info and warnings off, ERROR and FATAL lines shown).
+`filtered_stderr` sends file descriptor 2 through a small filter process that drops
+those start-up lines and two ERROR lines known to be harmless (`HARMLESS`), and
+writes every other line on at once. The filter is a separate process, not a
+thread or a temporary file, so that when TensorFlow aborts natively (an
+unsupported CPU, a CUDA failure) the last lines it wrote still reach the user: the
+filter reads on until the pipe closes. `install` wraps the import of
+``tensorflow`` in it; the command line runs each whole command in it.
 
 A user who sets ``TF_CPP_MIN_LOG_LEVEL`` themselves, or passes ``--debug``, sees
 everything.
@@ -16,47 +21,110 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import os
-import re
+import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
-OURS, OURS_ENV = "3", "GAN_MNIST_TF_LOG_LEVEL"  # the level we set, and a note that we did
+OURS, OURS_ENV = "2", "GAN_MNIST_TF_LOG_LEVEL"  # the level we set, and a note that we did
 # absl's info (I) and warning (W) lines ("I0000 00:00:1796 ... port.cc:153] ..."),
 # the notice that precedes them and the CPU-feature line's continuation.
-NOISE = re.compile(
-    r"^(?:[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*"
-    r"|WARNING: All log messages before absl::InitializeLog\(\) is called .*"
-    r"|To enable the following instructions: .*rebuild TensorFlow .*)$"
+START_UP = (
+    r"[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*",
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called .*",
+    r"To enable the following instructions: .*rebuild TensorFlow .*",
 )
+# ERROR lines held back by name. Grappler's remapper cannot fuse a LeakyReLU's
+# gradient into the convolution before it, says so once per traced step and runs
+# the graph unfused (the same numbers: a known TensorFlow message); and CUDA's
+# cuInit fails on a machine that has no NVIDIA device at all, where running on the
+# CPU is the only thing that can happen. With a GPU present, a failed cuInit is the
+# reason it is not used, and it shows.
+HARMLESS = (
+    r"E\d{4} [\d:.]+ +\d+ meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: "
+    r"Mutation::Apply error: fanout '[^']*LeakyReluGrad' exist for missing node .*",
+)
+NO_GPU_HARMLESS = (r"E\d{4} [\d:.]+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit: .*",)
+
+# The filter process: stdin is the pipe, stdout the real file descriptor 2. A line
+# is written as soon as it is complete; a partial line (a prompt, a bar) after a
+# tenth of a second without more. It ignores Ctrl+C, which reaches the whole
+# process group: it stops when every writer has closed the pipe.
+FILTER = r"""
+import os, re, select, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+noise = re.compile(sys.argv[1].encode())
+pending, passing = b"", False
+while True:
+    if pending and not select.select([0], [], [], 0.1)[0]:
+        os.write(1, pending)
+        pending, passing = b"", True
+        continue
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    *lines, pending = (pending + chunk).split(b"\n")
+    for line in lines:
+        if passing or not noise.fullmatch(line.rstrip(b"\r")):
+            os.write(1, line + b"\n")
+        passing = False
+if pending:
+    os.write(1, pending)
+"""
+
+
+def noise_pattern() -> str:
+    """The lines `filtered_stderr` drops, as one regular expression."""
+    held = START_UP + HARMLESS
+    if not (Path("/dev/nvidia0").exists() or Path("/dev/dxg").exists()):
+        held += NO_GPU_HARMLESS
+    return "|".join(f"(?:{pattern})" for pattern in held)
 
 
 @contextlib.contextmanager
 def filtered_stderr() -> Iterator[None]:
-    """Hold back what is written to file descriptor 2 in the block, then write back
-    every line that is not TensorFlow's start-up info."""
+    """File descriptor 2 through the filter process while the block runs (nested
+    blocks share the outer one's); afterwards the filter has written everything."""
+    if _FILTERING:
+        yield
+        return
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):  # no file descriptor 2 (a daemon, some IDEs)
         yield
         return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            kept = [
-                line
-                for line in held.read().decode(errors="replace").splitlines(keepends=True)
-                if not NOISE.match(line.rstrip("\n"))
-            ]
-            if kept:
-                os.write(2, "".join(kept).encode())
+    try:
+        read_end, write_end = os.pipe()
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", FILTER, noise_pattern()],
+            stdin=read_end,
+            stdout=saved,
+            stderr=subprocess.DEVNULL,
+        )
+    except (OSError, ValueError):  # no interpreter to start: unfiltered
+        os.close(saved)
+        yield
+        return
+    os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    _FILTERING.append(child)
+    try:
+        yield
+    finally:
+        _FILTERING.remove(child)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)  # our last writer of the pipe is gone: the filter ends
+        os.close(saved)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=5)  # longer only if a child process still holds it
+
+
+_FILTERING: list[subprocess.Popen] = []
 
 
 class _QuietLoader(importlib.abc.Loader):
@@ -99,12 +167,16 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
 _FINDER = _QuietFinder()
 
 
+def chosen_by_user() -> bool:
+    """Whether TensorFlow's log level is the user's own (not one this package set in
+    this process or a parent process)."""
+    return os.environ.get(LEVEL_ENV, OURS) != os.environ.get(OURS_ENV, OURS)
+
+
 def install() -> None:
     """Quiet TensorFlow's start-up (once, before it is imported), unless the user
-    chose a log level: then set TF_CPP_MIN_LOG_LEVEL to 3 for the rest of its log."""
-    if os.environ.get(LEVEL_ENV, OURS) != os.environ.get(OURS_ENV, OURS):
-        return  # the user's own level (not one this package set in a parent process)
-    if "tensorflow" in sys.modules:
+    chose a log level: then set TF_CPP_MIN_LOG_LEVEL to 2 for the rest of its log."""
+    if chosen_by_user() or "tensorflow" in sys.modules:
         return
     os.environ[LEVEL_ENV] = os.environ[OURS_ENV] = OURS
     _FINDER.set_level = True
