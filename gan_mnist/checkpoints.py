@@ -5,11 +5,19 @@ A checkpoint is a `tf.train.Checkpoint` of both networks, both Adam optimizers
 steps into the next one, with that partial epoch's loss sums), the noise
 generator's state, the fixed preview noise, and the settings and data digest that
 position is counted in (`SavedSettings`; config.json is rewritten only with a
-checkpoint, never ahead of it). `tf.train.CheckpointManager`
-writes each one completely before it updates the ``checkpoint`` index file
-(atomically), so a crash mid-save leaves the previous checkpoint in charge; a
-checkpoint whose files were damaged later is set aside and the newest intact one
-is used instead.
+checkpoint, never ahead of it).
+
+What `tf.train.CheckpointManager` promises (TensorFlow 2.21, seen with strace):
+each checkpoint's data file is written under a temporary name and renamed, its
+``.index`` is written in place, and only then is the ``checkpoint`` index file,
+which names the latest, replaced by a rename; nothing is fsynced. So a crash of
+the process mid-save leaves the previous checkpoint in charge, but after a power
+loss the renamed index could name files that never reached the disk. `save`
+therefore fsyncs the new checkpoint's files and folder before that index is
+written (TensorFlow's write callback runs between the two) and the index after,
+so a checkpoint is on the disk before anything names it or config.json follows
+it. A checkpoint whose files were damaged later is set aside and the newest
+intact one is used instead.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist import devices
+from gan_mnist import artifacts, devices
 from gan_mnist.config import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
@@ -294,15 +302,27 @@ class TrainingState:
                 [float(v.numpy()) for o in scaled for v in (o.dynamic_scale, o.step_counter)]
             )
         options = tf.train.CheckpointOptions(
-            experimental_write_callbacks=[lambda path: fault_point("mid-checkpoint")]
+            experimental_write_callbacks=[on_disk, lambda path: fault_point("mid-checkpoint")]
         )
         self.saved_settings.text = json.dumps(
             {"config": dataclasses.asdict(self.config), "data": self.data_digest}
         )
         path = self.manager.save(checkpoint_number=self.global_step, options=options)
+        folder = Path(self.manager.directory)
+        artifacts.sync(folder / "checkpoint")  # the index naming it, and its rename
+        artifacts.sync(folder)
         if self.runtime.is_chief:
             write_config(self.config, self.out_dir)  # a changed setting, with its checkpoint
         return path
+
+
+def on_disk(prefix: str) -> None:
+    """fsync a just-written checkpoint's files (``prefix``.index, .data-…) and their
+    folder, before TensorFlow's ``checkpoint`` index names it."""
+    written = Path(prefix)
+    for part in written.parent.glob(written.name + ".*"):
+        artifacts.sync(part)
+    artifacts.sync(written.parent)
 
 
 class SavedSettings(tf.train.experimental.PythonState):

@@ -524,13 +524,13 @@ def _check_memory(n: int) -> None:
         )
 
 
-def available_memory() -> int:
+def available_memory(meminfo_path: str = "/proc/meminfo") -> int:
     """Bytes the system can give a new process without swapping: Linux's MemAvailable
     (free memory plus the page cache it can drop), else free memory alone."""
     import os
 
     try:
-        with open("/proc/meminfo") as meminfo:
+        with open(meminfo_path) as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024

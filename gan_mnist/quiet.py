@@ -12,8 +12,11 @@ unsupported CPU, a CUDA failure) the last lines it wrote still reach the user: t
 filter reads on until the pipe closes. `install` wraps the import of
 ``tensorflow`` in it; the command line runs each whole command in it.
 
-A user who sets ``TF_CPP_MIN_LOG_LEVEL`` themselves, or passes ``--debug``, sees
-everything.
+A program that imports the package (a notebook, a script) has only its import of
+TensorFlow filtered: TensorFlow's ERROR lines after it reach its file descriptor 2
+as they are (the remapper line once per traced training step; Jupyter shows them in
+the server's log, not in the notebook). A user who sets ``TF_CPP_MIN_LOG_LEVEL``
+themselves, or passes ``--debug``, sees everything.
 """
 
 from __future__ import annotations
@@ -140,6 +143,9 @@ class _QuietLoader(importlib.abc.Loader):
         try:
             with filtered_stderr():
                 self.real.exec_module(module)
+                # CUDA's start (a failed cuInit is logged then) inside the filter too.
+                with contextlib.suppress(AttributeError):  # a stand-in without config
+                    module.config.list_physical_devices()
         finally:
             module.__loader__ = module.__spec__.loader = self.real
 

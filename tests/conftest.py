@@ -100,6 +100,24 @@ def smoke_runs(tmp_path_factory, tiny_npz) -> dict[str, Path]:
     return runs
 
 
+@pytest.fixture(scope="session")
+def trained_cdcgan(tmp_path_factory, real_data_cache) -> Path:
+    """A conditional run trained for ~750 steps on the real MNIST (the demo's recipe
+    with the cdcgan networks, 8,000 images, 3 epochs, seed 1): trained once per test
+    run and shared by the test processes, for the tests that need a generator that
+    follows its labels (a smoke run draws only noise). Read it only (`copy_run`)."""
+    shared = run_shared(tmp_path_factory)
+    out = shared / "trained_cdcgan"
+    with open(shared / "trained_cdcgan.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "generator.keras").exists():
+            args = ["train", "--preset", "demo", "--model", "cdcgan", "--limit", "8000"]
+            args += ["--epochs", "3", "--seed", "1", "--quiet", "--out", str(out)]
+            result = run_cli(*args, env={"GAN_MNIST_CACHE": str(real_data_cache)})
+            assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
 def copy_run(run: Path, where: Path) -> Path:
     """A private copy of a shared run, for a test that writes into it."""
     return Path(shutil.copytree(run, where / run.name, ignore=shutil.ignore_patterns(".*lock")))

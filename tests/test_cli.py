@@ -1,6 +1,7 @@
 """The `gan-mnist` command as a user runs it: separate processes, real files."""
 
 import json
+import os
 import re
 import zipfile
 
@@ -151,7 +152,7 @@ def test_evaluate_prints_both_columns_and_writes_metrics_json(tmp_path, tiny_npz
 
 
 def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(
-    tmp_path, tiny_npz, smoke_runs
+    tmp_path, tiny_npz, smoke_runs, trained_cdcgan, real_data_cache
 ):
     out = copy_run(smoke_runs["cdcgan"], tmp_path)  # evaluate writes metrics.json into it
 
@@ -191,6 +192,22 @@ def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(
     assert "samples asked for class c that the classifier labels c" in evaluation.stdout
     shares = json.loads((out / "metrics.json").read_text())["class_accuracy"]["per_class"]
     assert len(shares) == 10 and all(0 <= s <= 1 for s in shares)
+
+    # The smoke run draws noise: a trained run shows that the digit asked for is the
+    # digit drawn, by sample and by evaluate's share per class.
+    from gan_mnist.evaluator import Evaluator
+
+    trained = copy_run(trained_cdcgan, tmp_path)
+    asked = run_cli("sample", trained, "--digit", 3, "--n", 200, "--out", tmp_path / "3.npz")
+    assert asked.returncode == 0, asked.stderr
+    threes = np.load(tmp_path / "3.npz")["images"]
+    drawn = Evaluator.load().accuracy(threes, np.full(len(threes), 3))
+    env = {"GAN_MNIST_CACHE": str(real_data_cache)}
+    evaluation = run_cli("evaluate", trained, "--n", 1000, "--json", env=env)
+    assert evaluation.returncode == 0, evaluation.stderr
+    shares = json.loads(evaluation.stdout)["class_accuracy"]["per_class"]
+    print(f"\n--digit 3: {drawn:.0%} read as 3; per class: {np.round(shares, 2).tolist()}")
+    assert drawn >= 0.7 and np.mean(shares) >= 0.7 and min(shares) >= 0.3
 
 
 def test_digit_on_an_unconditional_run_is_refused(tmp_path, smoke_runs):
@@ -282,3 +299,16 @@ def test_evaluate_finds_the_data_set_when_the_runs_data_file_is_gone(
     result = run_cli("evaluate", out, "--n", 20, env={"GAN_MNIST_CACHE": str(real_data_cache)})
     assert result.returncode == 0, result.stderr
     assert f"note: {moved} (the run's --data) is gone; using mnist." in result.stdout
+
+
+def test_sample_s_memory_check_counts_the_page_cache_as_available(tmp_path):
+    # Most of a busy machine's memory is page cache, which the system drops for a new
+    # process: free memory alone would refuse a --n that fits.
+    from gan_mnist.cli import available_memory
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 25165824 kB\nMemFree: 1048576 kB\nMemAvailable: 20971520 kB\n")
+    assert available_memory(str(meminfo)) == 20971520 * 1024
+    meminfo.write_text("MemTotal: 25165824 kB\nMemFree: 1048576 kB\n")  # an old kernel
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert abs(available_memory(str(meminfo)) - free) < 2**26  # free memory, as it moves

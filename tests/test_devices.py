@@ -54,20 +54,41 @@ def test_float16_is_auto_on_one_gpu_only_and_refused_on_several_replicas(tmp_pat
     assert refused.returncode == 2 and "--mixed-precision bfloat16" in refused.stderr
 
 
-def test_the_speed_ups_auto_picks_for_a_gpu_are_said_in_plain_words():
-    from dataclasses import replace
+def test_what_auto_picks_on_one_gpu_and_on_two_is_said_in_plain_words(monkeypatch):
+    """`auto` on GPUs, with TensorFlow's device list saying there are some (this
+    machine has none: the levers are chosen from that list alone)."""
+    import tensorflow as tf
 
-    gpu = replace(
-        runtime(make_config("smoke")),
-        accelerator="gpu",
-        jit_compile=True,
-        mixed_precision="mixed_float16",
-        steps_per_call=16,
-    )
-    text = gpu.describe()
-    assert "XLA compiles each training step" in text
-    assert "compute in float16 and keep their weights" in text
-    assert "16 steps run per compiled call" in text
+    from gan_mnist import devices
+
+    class Strategy:  # what MirroredStrategy would be on two GPUs
+        num_replicas_in_sync = 2
+
+    for count in (1, 2):
+        gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(count)]
+        real = tf.config.list_physical_devices
+        monkeypatch.setattr(
+            tf.config,
+            "list_physical_devices",
+            lambda kind=None, gpus=gpus, real=real: gpus if kind == "GPU" else real(kind),
+        )
+        monkeypatch.setattr(devices, "_made", {})
+        monkeypatch.setattr(devices, "_make_strategy", lambda name, found: (
+            tf.distribute.get_strategy() if name == "one" else Strategy()
+        ))  # fmt: skip
+        place = runtime(make_config("smoke"))
+        text = place.describe()
+        assert (place.name, place.accelerator, place.replicas) == (
+            ("one", "gpu", 1) if count == 1 else ("mirrored", "gpu", 2)
+        )
+        assert place.jit_compile and place.steps_per_call == devices.ACCELERATOR_STEPS_PER_CALL
+        assert "XLA compiles each training step" in text
+        assert f"{devices.ACCELERATOR_STEPS_PER_CALL} steps run per compiled call" in text
+        if count == 1:
+            assert place.mixed_precision == "mixed_float16"
+            assert "compute in float16 and keep their weights" in text
+        else:  # float16's loss scaling is per replica: float32 on several
+            assert place.mixed_precision is None and "float16" not in text
 
 
 @pytest.mark.parametrize(

@@ -103,6 +103,23 @@ def test_interrupt_checkpoints_the_partial_epoch_and_the_rerun_continues(
     assert_run_is_whole(out, epochs=2)
 
 
+def test_a_stop_while_the_last_epoch_is_recorded_leaves_a_finished_run(tmp_path, tiny_npz):
+    # Ctrl-C after the last epoch's image, before its checkpoint: the epoch is saved
+    # and the run is complete, so it says so and exits 0 (not "interrupted ... run
+    # again to continue", 130).
+    out = tmp_path / "run"
+    args = smoke_train_args(tiny_npz, out, epochs=2, seed=6)
+    code, stdout, stderr = finish(
+        start(args, env={"GAN_MNIST_FAULT": "after-epoch-image@2:SIGINT"})
+    )
+    assert code == 0, stderr
+    assert "the run is finished (epoch 2); the stop came after its last epoch." in stdout
+    assert "Run the same command again" not in stdout
+    assert_run_is_whole(out, epochs=2)
+    again = run_cli(*args)
+    assert again.returncode == 0 and "already trained" in again.stdout, again.stdout
+
+
 def test_a_second_writer_is_refused_and_a_killed_ones_lock_is_released(tmp_path, tiny_npz):
     out = tmp_path / "run"
     args = smoke_train_args(tiny_npz, out, epochs=500, seed=1)

@@ -70,16 +70,16 @@ def test_a_command_s_own_errors_pass_the_filter_in_order_and_it_ends_with_the_co
     result = run_cli("sample", str(tmp_path / "nothing"), "--n", "4", "--out", tmp_path / "s.npz")
     assert result.returncode == 2
     assert result.stderr.startswith("gan-mnist sample: error:"), result.stderr
+    written = f"{REMAPPER}\n{REAL_ERROR}\nafter\n".encode()
     code = textwrap.dedent(
-        """
+        f"""
         import os
         from gan_mnist import quiet
         with quiet.filtered_stderr():
-            os.write(2, b"%s\\n%s\\nafter\\n")
+            os.write(2, {written!r})
             child = quiet._FILTERING[0]
         print(child.poll())
         """
-        % (REMAPPER, REAL_ERROR)
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stderr == f"{REAL_ERROR}\nafter\n"

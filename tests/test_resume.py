@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from gan_mnist.checkpoints import TrainingState, saved_config
 from tests.conftest import run_cli
 
 
@@ -104,7 +105,11 @@ def test_a_batch_size_changed_mid_epoch_starts_that_epoch_again(tmp_path, tiny_n
     assert "in the middle of epoch 1: that epoch starts again" in resumed.stdout
     with open(out / "history.csv", newline="") as f:
         (row,) = csv.DictReader(f)
-    assert float(row["images_per_sec"]) > 0  # it trained: smoke's 256 images in 4 batches of 64
+    # The whole epoch again: smoke's 256 images in 4 batches of 64 (none skipped for
+    # the 5 batches of 8 done before), recorded once, and the checkpoint after it.
+    assert round(float(row["images_per_sec"]) * float(row["seconds"])) == 256
+    state = TrainingState(saved_config(out), out)
+    assert state.restore() == (1, 0) and state.global_step == 5 + 4
 
 
 def test_end_of_run_files_left_stale_by_a_kill_are_rewritten(tmp_path, tiny_npz):

@@ -197,3 +197,30 @@ def test_atomic_path_syncs_the_file_before_the_rename_and_the_folder_after(tmp_p
     assert calls[0][0] == "fsync" and calls[0][1].endswith("a.txt") and calls[0][1] != "a.txt"
     assert calls[1:] == [("replace", "a.txt"), ("fsync", tmp_path.name)]
     assert (tmp_path / "a.txt").read_text() == "whole"
+
+
+def test_a_checkpoint_is_on_the_disk_before_the_index_names_it(tmp_path, monkeypatch):
+    # TensorFlow renames its `checkpoint` index over the old one without an fsync:
+    # after a power loss it could name files that never reached the disk.
+    from pathlib import Path
+
+    from gan_mnist.checkpoints import TrainingState
+
+    index = tmp_path / "training_checkpoints" / "checkpoint"
+    synced = []  # (name, what the index said at that moment)
+    monkeypatch.setattr(
+        artifacts,
+        "sync",
+        lambda path: synced.append((Path(path).name, index.read_text() if index.exists() else "")),
+    )
+    state = TrainingState(make_config("smoke", seed=1), tmp_path)
+    name = Path(state.save()).name
+    names = [synced_name for synced_name, _ in synced]
+    files = [n for n in names if n.startswith(name + ".")]
+    assert sorted(files) == sorted(p.name for p in index.parent.glob(name + ".*"))
+    assert len(files) >= 2  # its .index and at least one .data file
+    assert all(f'"{name}"' not in said for n, said in synced if n in files)
+    assert names.index("training_checkpoints") > names.index(files[-1])  # their folder entries
+    after = names.index("checkpoint")  # the index itself, after it named the checkpoint
+    assert f'"{name}"' in synced[after][1]
+    assert "training_checkpoints" in names[after + 1 :]  # and its rename
