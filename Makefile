@@ -8,8 +8,14 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # pipefail: a failed install fails the target even though its output is filtered.
 SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-# Drops one machine-specific pip warning (about local mirror folders) and nothing else.
-QUIET_PIP := sed '/^WARNING: Location .* is ignored/d'
+# Drops one machine-specific pip warning (about local mirror folders) and the lines
+# of setuptools' notice for every editable install ("Please be careful with folders
+# in your working directory ...", its stars and !! frame), and nothing else.
+QUIET_PIP := sed -E -e '/^WARNING: Location .* is ignored/d' \
+  -e '/BuildBackendWarning: Editable installation\.$$/d' -e '/^ +!!$$/d' -e '/^ +\*{20,}$$/d' \
+  -e '/^ +Please be careful with folders in your working directory with the same$$/d' \
+  -e '/^ +name as your package as they may take precedence during imports\.$$/d' \
+  -e '/^ +with strategy, WheelFile\(wheel_path, "w"\) as wheel_obj:$$/d' -e '/^  $$/d'
 
 .PHONY: demo test pictures notebook lint format system-deps clean
 

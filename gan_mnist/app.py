@@ -233,14 +233,14 @@ class Callbacks:
     def class_choices(self, name, first="any"):
         """A class dropdown's choices: "any" and the classes (digits, or "7 Sneaker")."""
         run = self.runs[name]
-        if not run.conditional:
-            return self.gr.update(choices=["any"], value="any", interactive=False)
+        if not run.conditional:  # hidden: an unconditional run has no classes to pick
+            return self.gr.update(choices=["any"], value="any", interactive=False, visible=False)
         labels = [
             f"{i}" if run.config.dataset == "mnist" else f"{i} {n}"
             for i, n in enumerate(run.class_names)
         ]
         choices = labels if first is None else [first, *labels]
-        return self.gr.update(choices=choices, value=choices[0], interactive=True)
+        return self.gr.update(choices=choices, value=choices[0], interactive=True, visible=True)
 
     @staticmethod
     def chosen(value):
@@ -281,10 +281,14 @@ class Callbacks:
         return picture(frame, WALKS)
 
     def pick_run(self, name):
+        """The run's summary, its class pickers, and the class-only parts shown or
+        hidden (the every-class grid, the class walk)."""
+        conditional = self.runs[name].conditional
         ends = [self.class_choices(name, first=None) for _ in range(2)]
-        if self.runs[name].conditional:
+        if conditional:
             ends[1]["value"] = ends[1]["choices"][1]  # from class 0 to class 1
-        return describe(self.runs[name]), self.class_choices(name), *ends
+        shown = self.gr.update(visible=conditional)
+        return describe(self.runs[name]), self.class_choices(name), *ends, shown, shown
 
     def reload(self, name):
         # e.g. a newer checkpoint of a run that is still training
@@ -308,51 +312,58 @@ def build_page(run_dirs: list[str | Path]):
     calls = Callbacks(gr, runs, Path(tempfile.mkdtemp(prefix="gan-mnist-app-")))
     on = calls.friendly
 
+    conditional = runs[names[0]].conditional  # the first view; pick_run updates it
     with gr.Blocks(title="gan-mnist") as page:
         gr.Markdown("# gan-mnist: play with a trained generator")
         with gr.Row():
-            run_box = gr.Dropdown(names, value=names[0], label="run", interactive=len(names) > 1)
+            run_box = gr.Dropdown(
+                names, value=names[0], label="run", elem_id="run", interactive=len(names) > 1
+            )
             reload_button = gr.Button("Reload run", scale=0)
         summary = gr.Markdown(describe(runs[names[0]]))
         with gr.Row():
             seed_box = gr.Number(value=0, precision=0, label="seed", minimum=0)
-            digit_box = gr.Dropdown(label="class", elem_id="digit")
+            digit_box = gr.Dropdown(label="class", elem_id="digit", visible=conditional)
             batch_button = gr.Button("New batch", variant="primary", elem_id="new-batch")
         command = gr.Markdown()
         with gr.Row():
             grid = gr.Image(label="new digits", elem_id="grid", type="numpy", format="png")
-            rows = gr.Image(label="every class (conditional runs)", type="numpy", format="png")
+            rows = gr.Image(
+                label="every class", elem_id="every-class", type="numpy", format="png",
+                visible=conditional,
+            )  # fmt: skip
         with gr.Row():
             png_file = gr.File(label="grid (PNG)")
             npz_file = gr.File(label="samples (.npz, as gan-mnist sample)")
         gr.Markdown("## Latent walk: from one noise vector to another (spherical)")
         walk_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position", elem_id="walk")
         walk = gr.Image(label="walk", elem_id="walk-image", type="numpy", format="png")
-        gr.Markdown("## Class walk (conditional runs): one class into another at fixed noise")
-        with gr.Row():
-            from_box = gr.Dropdown(label="from class")
-            to_box = gr.Dropdown(label="to class")
-        class_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position")
-        class_image = gr.Image(label="class walk", type="numpy", format="png")
+        with gr.Column(visible=conditional, elem_id="class-walk") as class_section:
+            gr.Markdown("## Class walk: one class into another at fixed noise")
+            with gr.Row():
+                from_box = gr.Dropdown(label="from class")
+                to_box = gr.Dropdown(label="to class")
+            class_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position")
+            class_image = gr.Image(label="class walk", type="numpy", format="png")
 
         batch_outputs = [grid, png_file, npz_file, command, rows]
-        run_choice = [summary, digit_box, from_box, to_box]
+        run_choice = [summary, digit_box, from_box, to_box, rows, class_section]
         batch_inputs = [run_box, seed_box, digit_box]
         walk_inputs = [run_box, seed_box, digit_box, walk_slider]
         class_walk_inputs = [run_box, seed_box, from_box, to_box, class_slider]
-        run_box.change(on(calls.pick_run), run_box, run_choice)
         reload_button.click(on(calls.reload), run_box, summary)
         batch_button.click(on(calls.new_seed), [run_box, digit_box], [seed_box, *batch_outputs])
         seed_box.submit(on(calls.show_batch), batch_inputs, batch_outputs)
         digit_box.input(on(calls.show_batch), batch_inputs, batch_outputs)
         walk_slider.change(on(calls.show_walk), walk_inputs, walk)
         class_slider.change(on(calls.show_class_walk), class_walk_inputs, class_image)
-        # The first view: the run's classes, a batch and both walks at position 0.
-        page.load(on(calls.pick_run), run_box, run_choice).then(
-            on(calls.show_batch), batch_inputs, batch_outputs
-        ).then(on(calls.show_walk), walk_inputs, walk).then(
-            on(calls.show_class_walk), class_walk_inputs, class_image
-        )
+        # The first view, and a run picked: its classes, a batch and both walks.
+        for event in (page.load, run_box.change):
+            event(on(calls.pick_run), run_box, run_choice).then(
+                on(calls.show_batch), batch_inputs, batch_outputs
+            ).then(on(calls.show_walk), walk_inputs, walk).then(
+                on(calls.show_class_walk), class_walk_inputs, class_image
+            )
     return page
 
 

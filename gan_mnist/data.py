@@ -14,6 +14,7 @@ Every source is checked against the SHA-256 sums before its arrays are used or c
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -233,7 +234,11 @@ def _validated(data: ImageData) -> ImageData:
 def _load_from_keras(name: str) -> ImageData:
     import keras
 
-    (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    # Keras prints "Downloading data from https://..." before it tries: that line
+    # (and its progress bar) would look like progress even when the download fails
+    # and another source is used. The data line `train` prints names the source used.
+    with contextlib.redirect_stdout(io.StringIO()):
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
     return ImageData(x_train, y_train, x_test, y_test, f"keras.datasets.{name}", name)
 
 

@@ -186,7 +186,9 @@ def wait_for_page(url: str, server: subprocess.Popen, seconds: float = 120) -> N
 
 
 def test_the_page_in_a_headless_browser(runs, tmp_path):
-    """Pick a digit, press "New batch", move the slider: each shows a new image."""
+    """Pick a digit, press "New batch", move the slider: each shows a new image; the
+    class pickers, the every-class grid and the class walk show for the conditional
+    run only, and picking the other run updates them and the grid."""
     for program in (CHROMIUM, CHROMEDRIVER):
         assert os.access(program, os.X_OK), (
             f"{program} is missing: `make test` installs Debian's chromium and "
@@ -239,15 +241,18 @@ def test_the_page_in_a_headless_browser(runs, tmp_path):
         grid = changed("grid", None)
         walk = changed("walk-image", None)
 
-        digit = browser.find_element(By.CSS_SELECTOR, "#digit input")
-        digit.click()
-        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "ul[role=listbox] li"))
-        option = next(
-            li
-            for li in browser.find_elements(By.CSS_SELECTOR, "ul[role=listbox] li")
-            if li.text.strip() == "3"
-        )
-        option.click()
+        def pick(dropdown, text: str) -> None:
+            """Choose ``text`` in a Gradio dropdown, as a user clicks it."""
+            dropdown.click()
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "ul[role=listbox] li"))
+            option = next(
+                li
+                for li in browser.find_elements(By.CSS_SELECTOR, "ul[role=listbox] li")
+                if li.text.strip() == text
+            )
+            option.click()
+
+        pick(browser.find_element(By.CSS_SELECTOR, "#digit input"), "3")
         grid = changed("grid", grid)  # digit 3: a new image
 
         browser.find_element(By.CSS_SELECTOR, "#new-batch").click()
@@ -256,6 +261,17 @@ def test_the_page_in_a_headless_browser(runs, tmp_path):
         slider = browser.find_element(By.CSS_SELECTOR, "#walk input[type=range]")
         slider.send_keys(*[Keys.ARROW_RIGHT] * 6)
         changed("walk-image", walk)  # a quarter of the walk: a new image
+
+        def shown(elem_id: str) -> bool:
+            return any(e.is_displayed() for e in browser.find_elements(By.ID, elem_id))
+
+        class_parts = ("digit", "every-class", "class-walk")
+        assert all(shown(part) for part in class_parts)  # the conditional run
+        pick(browser.find_element(By.CSS_SELECTOR, "#run input"), str(runs["dcgan"]))
+        grid = changed("grid", grid)  # the unconditional run's digits
+        wait.until(lambda _: not any(shown(part) for part in class_parts))
+        pick(browser.find_element(By.CSS_SELECTOR, "#run input"), str(runs["cdcgan"]))
+        wait.until(lambda _: all(shown(part) for part in class_parts))
 
         text = browser.find_element(By.TAG_NAME, "body").text
         assert "Error" not in text and "Traceback" not in text, text[:2000]
