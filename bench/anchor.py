@@ -8,7 +8,7 @@ bit for bit the uninterrupted run), so a stopped anchor run continues where it w
     python bench/anchor.py                       # ~2 h on 2 CPU cores (~142 s/epoch)
     python bench/anchor.py --out runs/anchor --every 10 --epochs 50
 
-Writes bench/results/anchor.md after every measured epoch (README quotes it).
+Writes bench/results/anchor.md after every measured epoch (docs/results.md quotes it).
 """
 
 from __future__ import annotations

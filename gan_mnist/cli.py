@@ -308,7 +308,7 @@ def _add_evaluate_command(commands) -> None:
         "--classifier",
         metavar="FILE.weights.h5",
         help="weights made by `gan-mnist train-evaluator` (default: the package's own, "
-        "with which every number in the README was measured)",
+        "with which every figure in docs/results.md was measured)",
     )
 
 

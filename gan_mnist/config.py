@@ -299,12 +299,13 @@ MIN_EVAL_SAMPLES = NEIGHBOURS + 1
 PROGRESS_MODES = ("bar", "lines", "none")
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The TensorFlow DCGAN tutorial that the seed projects copy: 107 s an epoch on 2 CPU
-    # cores in their fast state, 147 s throttled.
+    # The TensorFlow DCGAN tutorial that the seed projects copy (its time on a CPU:
+    # docs/results.md, "The anchor").
     "tutorial": dict(checkpoint_every=15),
-    # The README's main command: clear digits on a 2-core CPU in about 5 minutes.
-    # Half the width, 4x cheaper per image, and small batches: ~7,500 quick steps in
-    # 4 minutes. Chosen with bench/quality.py-style runs (see README, "Presets").
+    # The demo recipe of the tutorial's networks (`--preset demo --model dcgan`, the
+    # notebook's Part 1; `demo` itself trains infogan-nets, below): half the width, 4x
+    # cheaper per image, and small batches. Every figure behind these choices:
+    # docs/results.md, "The recipe search for the tutorial's networks".
     "demo": dict(
         epochs=12,
         batch_size=32,
@@ -313,19 +314,15 @@ PRESETS: dict[str, dict[str, Any]] = {
         gen_lr=4e-4,
         disc_lr=2e-4,
         beta_1=0.5,  # the DCGAN paper's value: less momentum, steadier adversarial steps
-        dropout=0.0,  # D's dropout 0.3 (the tutorial's) was worse: FD 59.2 against 46.6
-        # Previews, samples and evaluations from a moving average of G's weights: FD
-        # 52.7 -> 46.6, 54.8 -> 47.8 (D lr 4e-4) and 49.5 -> 44.2 (hinge loss), the raw
-        # and the averaged generator of the same 12-epoch runs (n = 10,000); no slower.
+        dropout=0.0,  # D's dropout 0.3 (the tutorial's) was worse
+        # Previews, samples and evaluations from a moving average of G's weights: the
+        # one clear win of that search, and no slower.
         ema=0.999,
-        # Measured against 46.6 (averaged, seed 1; the seed alone moves it by ~5) and
-        # not adopted: hinge loss 44.2, N(0, 0.02) init 48.1, BatchNorm momentum 0.9
-        # 46.6, D width 64 46.3 (1.6x slower), Adam beta_2 0.99 46.4, lr decayed to 0
-        # 50.8, all 60,000 images at equal steps 46.5, bfloat16 50.4 (README table).
     ),
 }
 
-# The demo's recipe on all 60,000 images for 30 epochs: about 18 minutes at ~1,700 img/s.
+# The tutorial networks' demo recipe on all 60,000 images for 30 epochs (for
+# `--preset fast --model dcgan`; `fast` itself trains infogan-nets, below).
 PRESETS["fast"] = {**PRESETS["demo"], "limit": None, "epochs": 30}
 # Seconds, for tests: a tiny model on a few hundred images.
 PRESETS["smoke"] = dict(epochs=2, batch_size=32, limit=256, base_filters=8)
@@ -342,26 +339,25 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     ),
 }
 FAMILY_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    # The conditional demo with D's learning rate raised to G's: every digit drawn as
-    # asked (the classifier agrees for 96.8-99.8% of each digit's samples, against a
-    # minimum of 94.8% with D at 2e-4), Fréchet distance 5.9; same 12 epochs.
+    # The conditional demo with D's learning rate raised to G's: it lifted the worst
+    # digit's share drawn as asked (docs/results.md, the recipe search); same 12 epochs.
     ("demo", "cdcgan"): dict(disc_lr=4e-4),
-    # The dense GAN is cheap per image (~3,000-5,000 img/s here), so it sees all 60,000
-    # images 15 times in about 5 minutes, at the classic Keras notebooks' width and
+    # The dense GAN is cheap per image, so it sees all 60,000 images 15 times in
+    # about the demo's minutes, at the classic Keras notebooks' width and
     # Adam(2e-4, beta_1 0.5). With the convolutional demo's settings (half width,
     # D at half G's rate) D won at once (d_loss 0.12, g_loss 4.0) and drew speckles.
     ("demo", "mlp"): dict(
         base_filters=64, batch_size=64, gen_lr=2e-4, disc_lr=2e-4, limit=None, epochs=15
     ),
-    # `fast` follows each family's demo for about 20 minutes.
+    # `fast` follows each family's demo, on all the images and for longer.
     ("fast", "cdcgan"): dict(disc_lr=4e-4),
     # The paper's width also in the demo (the demo's half width is for the tutorial's
-    # nets), and XLA on the CPU too: 1.18x faster steps for these networks (measured
-    # side by side). Batch 32, not the paper's 64: over 3 seeds at 64 one run collapsed
-    # (FD 573, 8.2, 8.9), at 32 none (README, "Presets"). 4 epochs of 20,000 images
-    # take about the wall-clock of dcgan's 12.
+    # nets), and XLA on the CPU too (faster steps for these networks). Batch 32, not
+    # the paper's 64: at 64 one seed of three collapsed, at 32 none. 4 epochs of 20,000
+    # images: about the wall-clock of dcgan's 12. Figures: docs/results.md, "The
+    # presets' evidence".
     ("demo", "infogan-nets"): dict(base_filters=64, batch_size=32, epochs=4, jit_compile="on"),
-    # About 20 minutes on all 60,000 images.
+    # All 60,000 images for 8 epochs (its time: docs/results.md, "Headlines").
     ("fast", "infogan-nets"): dict(base_filters=64, batch_size=32, epochs=8, jit_compile="on"),
     ("smoke", "infogan-nets"): dict(batch_size=32),
     ("fast", "mlp"): dict(base_filters=64, batch_size=64, gen_lr=2e-4, disc_lr=2e-4, epochs=60),
@@ -369,8 +365,8 @@ FAMILY_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 # The family a preset trains when --model is not given (else the tutorial's dcgan):
-# measured over seeds against the tutorial's networks at the same wall-clock (README,
-# "Presets"; bench/quality.py).
+# measured over seeds against the tutorial's networks at the same wall-clock
+# (docs/results.md, "The presets' evidence"; bench/quality.py).
 PRESET_MODELS: dict[str, str] = {"demo": "infogan-nets", "fast": "infogan-nets"}
 
 

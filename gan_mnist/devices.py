@@ -13,7 +13,7 @@ machines use the same step, loop and checkpoints:
 
 The levers (`jit_compile`, mixed precision, steps per compiled call) default to
 ``auto``: on with a GPU or TPU, off on a CPU, where both XLA and float16 were
-measured slower (README, "Speed").
+measured slower (docs/results.md, "Speed").
 
 Nothing here imports TensorFlow at import time: the CLI checks flags without it.
 """
@@ -182,7 +182,7 @@ def _make_strategy(name: str, gpus: list):
                 "--strategy multiworker needs the TF_CONFIG environment variable on every "
                 "machine, naming the cluster and this machine's task, e.g. "
                 'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                '"task": {"type": "worker", "index": 0}}\' (README, "Several devices").'
+                '"task": {"type": "worker", "index": 0}}\' (docs/devices.md).'
             )
         try:
             json.loads(os.environ["TF_CONFIG"])

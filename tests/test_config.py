@@ -20,7 +20,7 @@ KEYS += ("epochs", "limit", "noise_dim", "ema", "jit_compile", "checkpoint_every
 
 @pytest.mark.parametrize(
     "preset, model, expected",
-    [  # written out by hand from the README's preset table, not merged like the code
+    [  # written out by hand from docs/models-and-presets.md, not merged like the code
         (
             "tutorial",
             None,

@@ -225,10 +225,20 @@ def test_notebook_runs_end_to_end_on_the_smoke_preset(tmp_path, monkeypatch, rea
     assert "5. the dense GAN (mlp)" in printed
 
 
-def test_the_readme_and_the_notebook_quote_the_same_times():
+def section(text: str, heading: str) -> str:
+    """The words of a markdown section, from ``heading`` to the next of its level."""
+    level = heading.split(" ", 1)[0]
+    return " ".join(text.split(heading + "\n", 1)[1].split(f"\n{level} ", 1)[0].split())
+
+
+def test_the_readme_the_notebook_and_the_results_page_quote_the_same_figures():
+    # A figure lives on docs/results.md; the README and the notebook may quote a
+    # headline one only as the page does.
     intro = " ".join(nbformat.read(NOTEBOOK, as_version=4).cells[0].source.split())
     readme = (REPO / "README.md").read_text()
-    about_notebook = " ".join(readme.split("## The notebook", 1)[1].split("\n## ", 1)[0].split())
+    about_notebook = section(readme, "## The notebook")
+    results = (REPO / "docs" / "results.md").read_text()
+    on_the_page = section(results, "## The two commands and the notebook")
     for pattern in (
         r"Part 1 [^.]*?about (\d+) minutes",
         r"\"Run all\"[^.]*?about (\d+) minutes",
@@ -237,3 +247,10 @@ def test_the_readme_and_the_notebook_quote_the_same_times():
         quoted = re.findall(pattern, intro)
         assert quoted, f"the notebook's introduction no longer quotes {pattern}"
         assert quoted == re.findall(pattern, about_notebook), pattern
+        assert quoted[:1] == re.findall(pattern, on_the_page)[:1], pattern
+    # The presets' headline times: in the README's preset table as on the page.
+    headlines = section(results, "## The presets' evidence").split("**Headlines:**")[1]
+    for preset in ("demo", "fast"):
+        row = re.search(rf"\| `{preset}` \|[^\n]*about (\d+) minutes", readme)
+        on_page = re.search(rf"`{preset}`: [^`]*?about (\d+) minutes of training", headlines)
+        assert row and on_page and row[1] == on_page[1], preset

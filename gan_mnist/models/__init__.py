@@ -23,7 +23,7 @@ class Family:
     """What the rest of the package needs to know about a model family."""
 
     name: str  # the --model value and the module's name
-    summary: str  # one line for --help and the README
+    summary: str  # one line for --help and docs/models-and-presets.md
     conditional: bool  # the generator and discriminator also take the class label
     pixel_range: tuple[float, float]  # (-1, 1) for a tanh generator, (0, 1) for a sigmoid
 

@@ -5,7 +5,7 @@ tutorial's DCGAN, both networks have a fully connected layer of 1024 units, the
 convolutions are 4x4 (divisible by their stride of 2), the generator uses ReLU
 and the discriminator LeakyReLU 0.1 with BatchNormalization. On this project's
 2-core CPU these networks reached a Fréchet distance several times lower than the
-tutorial's in the same minutes (README, "Presets"); BatchNormalization in the
+tutorial's in the same minutes (docs/results.md, "The presets' evidence"); BatchNormalization in the
 discriminator is most of that gain.
 
 Shapes below are for width ``f = base_filters`` (64 in the paper: 16f = 1024).
