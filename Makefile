@@ -42,8 +42,9 @@ pictures: $(VENV)/.installed system-deps
 	cp $(PICTURES)/dcgan_animation.gif $(PICTURES)/dcgan_animation.png \
 	   $(PICTURES)/losses.png $(PICTURES)/real_data.png .
 	$(BIN)/python -c "from gan_mnist.artifacts import plot_model_diagrams; \
+	  from gan_mnist.files import DIAGRAM_NAMES; \
 	  from gan_mnist.models.dcgan import build_generator as g, build_discriminator as d; \
-	  plot_model_diagrams({'Generator_Model': g(), 'Discriminator_Model': d()}, '.')"
+	  plot_model_diagrams(dict(zip(DIAGRAM_NAMES, (g(), d()))), '.')"
 
 ## notebook: "Run all" of GAN_MNIST_Notebook.ipynb with its default parameters, in a
 ## fresh folder, and its outputs (cleaned of this machine's paths) written into it,

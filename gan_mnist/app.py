@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_mnist import artifacts
-from gan_mnist.config import METRICS_NAME
+from gan_mnist import artifacts, files
 from gan_mnist.data import NUM_CLASSES
 from gan_mnist.errors import UserError
+from gan_mnist.files import METRICS_NAME
 
 GRID_IMAGES = 64  # a "new batch": the same images as `gan-mnist sample --n 64 --seed S`
 WALKS = 8  # images side by side in a latent walk
@@ -63,7 +63,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     Raises:
         UserError: no run there, or nothing intact to load.
     """
-    from gan_mnist.checkpoints import load_generator
+    from gan_mnist.checkpoint_files import load_generator
 
     run_dir = Path(run_dir)
     models, config, source = load_generator(run_dir)
@@ -170,7 +170,7 @@ def write_downloads(
     png, npz = folder / f"{stem}.png", folder / f"{stem}.npz"
     artifacts.save_grid(images, png)
     arrays = {"images": images} if labels is None else {"images": images, "labels": labels}
-    with artifacts.atomic_path(npz) as tmp:
+    with files.atomic_path(npz) as tmp:
         np.savez_compressed(tmp, **arrays)
     return png, npz
 

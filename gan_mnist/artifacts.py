@@ -6,62 +6,20 @@ name and renamed into place, so a crash never leaves a half-written artifact.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
 import shutil
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from gan_mnist.files import GIF_NAME, IMAGES_DIR, MONTAGE_NAME, ZIP_NAME, atomic_path
 from gan_mnist.guards import fault_point
 
-IMAGES_DIR = "DCGAN_Images"
-GIF_NAME = "dcgan_animation.gif"
-MONTAGE_NAME = "dcgan_animation.png"
-ZIP_NAME = "dcgan_images.zip"
 _EPOCH_IMAGE = re.compile(r"image_at_epoch_(\d{4,})\.png$")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
-
-    The file's data reach the disk (fsync) before the rename, and the rename reaches
-    it (fsync of the folder) before this returns, so after a power loss or an OS crash
-    ``path`` holds either its old or its new contents, never an empty or partial file.
-    The temporary name ends with the whole original name, so writers that pick a
-    format from it (imageio, Keras' ``.keras`` and ``.weights.h5``) still work.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")
-    try:
-        yield tmp
-        sync(tmp)
-        os.replace(tmp, path)  # atomic on POSIX and Windows
-        sync(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def sync(path: Path) -> None:
-    """Flush a file's (or a folder's entries') data to the disk."""
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() and hasattr(os, "O_DIRECTORY") else 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:  # a folder cannot be opened on some systems (Windows): nothing to sync
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # Windows cannot fsync a read-only handle: nothing more to do there
-        pass
-    finally:
-        os.close(fd)
 
 
 def epoch_image_path(out_dir: Path, epoch: int) -> Path:

@@ -16,6 +16,7 @@ from typing import Any
 from gan_mnist.data import DATASETS
 from gan_mnist.devices import LEVER_CHOICES, PRECISION_CHOICES, STRATEGIES
 from gan_mnist.errors import UserError
+from gan_mnist.files import CONFIG_NAME, RUN_FORMAT
 from gan_mnist.losses import LOSSES
 from gan_mnist.models import FAMILIES
 
@@ -153,11 +154,7 @@ class TrainConfig:
                 raise UserError(
                     f"{flag_name(name)} must be a positive whole number, got {value!r}."
                 )
-        if self.eval_samples < MIN_EVAL_SAMPLES:
-            raise UserError(
-                f"--eval-samples must be at least {MIN_EVAL_SAMPLES} (precision and recall "
-                f"need each sample's {NEIGHBOURS} nearest neighbours), got {self.eval_samples}."
-            )
+        check_eval_samples(self.eval_samples, "--eval-samples")
         for name in ("save_generator_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise UserError(
@@ -257,19 +254,6 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-# What a run folder holds, by name (besides the pictures' names in artifacts.py).
-CHECKPOINT_DIR = "training_checkpoints"
-DAMAGED_DIR = "damaged"  # in CHECKPOINT_DIR: checkpoints whose files cannot be read
-CONFIG_NAME = "config.json"
-# config.json's "format": the mark that a folder holds a run of this package's.
-RUN_FORMAT = "gan-mnist run 1"
-HISTORY_NAME = "history.csv"  # one row per epoch: losses, time, metrics
-GENERATOR_NAME = "generator.keras"  # the final generator (the averaged one with --ema)
-BEST_GENERATOR_NAME = "generator_best.keras"  # the best by Fréchet distance (--eval-every)
-LOSSES_NAME = "losses.png"
-METRICS_NAME = "metrics.json"  # written by `gan-mnist evaluate`
-
-
 def check_seed(seed: int) -> None:
     """A seed every random generator here takes (NumPy's refuses negatives)."""
     if not 0 <= seed < 2**31:
@@ -294,6 +278,19 @@ def saved_config(out_dir: Path) -> TrainConfig | None:
 # at least k + 1 samples.
 NEIGHBOURS = 3
 MIN_EVAL_SAMPLES = NEIGHBOURS + 1
+
+
+def check_eval_samples(n: int, flag: str) -> None:
+    """Enough samples (``flag``'s value) to measure precision and recall."""
+    if n < MIN_EVAL_SAMPLES:
+        raise UserError(
+            f"{flag} must be at least {MIN_EVAL_SAMPLES} (precision and recall need each "
+            f"sample's {NEIGHBOURS} nearest neighbours), got {n}."
+        )
+
+
+# Epochs that `gan-mnist train-evaluator` trains each data set's classifier for.
+EVALUATOR_EPOCHS = {"mnist": 4, "fashion_mnist": 8}
 
 # How `train` shows progress (--progress): a live bar, log lines, or the epoch lines only.
 PROGRESS_MODES = ("bar", "lines", "none")

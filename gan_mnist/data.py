@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_mnist.errors import UserError
+from gan_mnist.files import atomic_path
 
 NUM_CLASSES = 10  # every data set here: MNIST's digits, Fashion-MNIST's clothes
 
@@ -218,9 +219,10 @@ def _validated(data: ImageData) -> ImageData:
             )
         if y.shape != (len(x),):
             raise UserError(f"--data {where}: {len(x)} images but labels of shape {y.shape}.")
-        if len(y) and (y.min() < 0 or y.max() > 9):
+        if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
             raise UserError(
-                f"--data {where}: labels must be class ids 0..9, found {y.min()}..{y.max()}."
+                f"--data {where}: labels must be class ids 0..{NUM_CLASSES - 1}, found "
+                f"{y.min()}..{y.max()}."
             )
     if len(data.x_train) == 0:
         raise UserError(f"--data {where}: holds no training images.")
@@ -316,8 +318,6 @@ def mnist_from_pickle(pickled_gz: bytes) -> ImageData:
 
 def _write_cache(data: ImageData, path: Path, verbose: bool) -> None:
     """Save verified arrays for next time; a cache that cannot be written is not an error."""
-    from gan_mnist.artifacts import atomic_path
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:

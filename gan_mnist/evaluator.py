@@ -15,7 +15,7 @@ import numpy as np
 from keras import layers
 
 from gan_mnist import metrics
-from gan_mnist.config import NEIGHBOURS
+from gan_mnist.config import EVALUATOR_EPOCHS, NEIGHBOURS
 from gan_mnist.data import NUM_CLASSES, ImageData
 from gan_mnist.errors import UserError
 
@@ -58,13 +58,15 @@ def build_classifier() -> keras.Model:
 
 
 def train_classifier(
-    data: ImageData, epochs: int = 4, seed: int = 0, verbose: int = 2
+    data: ImageData, epochs: int | None = None, seed: int = 0, verbose: int = 2
 ) -> tuple[keras.Model, float]:
-    """Train the classifier on a data set's training images.
+    """Train the classifier on a data set's training images (for ``epochs``, by default
+    `EVALUATOR_EPOCHS` of its data set).
 
     Returns:
         (model, accuracy on the 10,000 test images).
     """
+    epochs = EVALUATOR_EPOCHS[data.dataset] if epochs is None else epochs
     keras.utils.set_random_seed(seed)
     model = build_classifier()
     model.compile(
@@ -177,7 +179,7 @@ def evaluate_run(
     is the ceiling a perfect generator would reach. For conditional runs, also the
     share of each class's samples that the classifier labels as that class.
     """
-    from gan_mnist.checkpoints import load_generator
+    from gan_mnist.checkpoint_files import load_generator
     from gan_mnist.data import load_dataset
     from gan_mnist.sampling import generate_images
 

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gan_mnist import runfolder
-from gan_mnist.config import CHECKPOINT_DIR, CONFIG_NAME, DAMAGED_DIR
 from gan_mnist.errors import UserError
-from gan_mnist.runfolder import LOCK_NAME
+from gan_mnist.files import CHECKPOINT_DIR, CONFIG_NAME, DAMAGED_DIR, LOCK_NAME
 
 FAULT_ENV = "GAN_MNIST_FAULT"  # tests: "POINT[@N][:SIGNAL]" kills or signals the run there
 

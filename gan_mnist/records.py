@@ -18,17 +18,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist import artifacts
+from gan_mnist import artifacts, files
 from gan_mnist.checkpoints import TrainingState, check_finite
-from gan_mnist.config import (
+from gan_mnist.config import PROGRESS_MODES
+from gan_mnist.errors import UserError
+from gan_mnist.files import (
     BEST_GENERATOR_NAME,
     CHECKPOINT_DIR,
     GENERATOR_NAME,
     HISTORY_NAME,
     LOSSES_NAME,
-    PROGRESS_MODES,
 )
-from gan_mnist.errors import UserError
 
 LINE_SECONDS = 30  # "lines": at most one progress line this often within an epoch
 
@@ -106,7 +106,9 @@ class EpochRecorder:
         self.config = state.config
         # Only the chief of a multi-worker run records (the others' files were scratch).
         self.writes = state.runtime.is_chief
-        self.writer = tf.summary.create_file_writer(str(out_dir / "logs")) if self.writes else None
+        self.writer = (
+            tf.summary.create_file_writer(str(out_dir / files.LOGS_DIR)) if self.writes else None
+        )
         self.evaluation = None
         # Left by an earlier train() of this process that raised: not this run's best.
         self.pending_best.unlink(missing_ok=True)
@@ -147,7 +149,7 @@ class EpochRecorder:
         """Call after a checkpoint: the best generator it covers becomes the run's."""
         if self.pending_best.exists():
             os.replace(self.pending_best, self.out_dir / BEST_GENERATOR_NAME)
-            artifacts.sync(self.out_dir)
+            files.sync(self.out_dir)
 
     def log_tensorboard(self, epoch: int, row: dict, grid: np.ndarray) -> None:
         with self.writer.as_default(step=epoch):
@@ -163,7 +165,7 @@ class EpochRecorder:
         if every and epoch % every == 0 and self.writes:
             save_keras(
                 self.state.sampling_models.generator,
-                self.out_dir / "generators" / f"generator_epoch_{epoch:04d}.keras",
+                self.out_dir / files.GENERATORS_DIR / f"generator_epoch_{epoch:04d}.keras",
             )
 
 
@@ -199,12 +201,15 @@ def preview_grid(state: TrainingState) -> np.ndarray:
 
 def write_start_artifacts(state: TrainingState, images: np.ndarray, out_dir: Path) -> None:
     """Files that describe the run before it trains: real images and model diagrams."""
-    artifacts.save_grid(images[:25], out_dir / "real_data.png")
+    artifacts.save_grid(images[:25], out_dir / files.REAL_DATA_NAME)
     artifacts.plot_model_diagrams(
-        {
-            "Generator_Model": state.models.generator,
-            "Discriminator_Model": state.models.discriminator,
-        },
+        dict(
+            zip(
+                files.DIAGRAM_NAMES,
+                (state.models.generator, state.models.discriminator),
+                strict=True,
+            )
+        ),
         out_dir,
     )
 
@@ -215,9 +220,9 @@ def write_run_artifacts(
     """The end-of-run files: final generator, GIF, montage, ZIP and loss plot."""
     wanted = [
         GENERATOR_NAME,
-        artifacts.GIF_NAME,
-        artifacts.MONTAGE_NAME,
-        artifacts.ZIP_NAME,
+        files.GIF_NAME,
+        files.MONTAGE_NAME,
+        files.ZIP_NAME,
         LOSSES_NAME,
     ]
     if not state.runtime.is_chief:
@@ -229,7 +234,7 @@ def write_run_artifacts(
     artifacts.write_epoch_summaries(out_dir)
     if history:
         artifacts.plot_losses(history, out_dir / LOSSES_NAME)
-    names = [f"{artifacts.IMAGES_DIR}/", *wanted, f"{CHECKPOINT_DIR}/"]
+    names = [f"{files.IMAGES_DIR}/", *wanted, f"{CHECKPOINT_DIR}/"]
     written = [name for name in names if (out_dir / name.rstrip("/")).exists()]
     print(f"outputs in {out_dir.resolve()}: {', '.join(written)}")
 
@@ -250,7 +255,7 @@ def save_keras(model: keras.Model, path: Path) -> Path:
     """Save a generator as a .keras file, in float32 also from a mixed-precision run
     (its float16 layers would be slow and less exact on a CPU, where it is loaded)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with artifacts.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         float32_copy(model).save(tmp)
     return path
 
@@ -286,7 +291,7 @@ def write_history(rows: list[dict], path: Path) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_value(v) for k, v in row.items() if v != ""})
-    with artifacts.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         tmp.write_text(buffer.getvalue())
 
 

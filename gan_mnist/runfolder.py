@@ -1,5 +1,5 @@
 """What a folder holds: the one answer that `train`, the CLI, `sample`, `evaluate` and
-the app act on.
+the app act on; and the folder a new run gets, named from its settings.
 
 A run of ours is recognised by a mark that only this package writes: the ``format``
 key of its ``config.json`` (`RUN_FORMAT`, written when the run starts). Everything
@@ -8,12 +8,18 @@ here reads files only (no TensorFlow), so the CLI can refuse a folder at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
-from gan_mnist.config import CHECKPOINT_DIR, CONFIG_NAME, DAMAGED_DIR, RUN_FORMAT
-
-LOCK_NAME = ".gan-mnist.lock"
+from gan_mnist.files import (
+    CHECKPOINT_DIR,
+    CONFIG_NAME,
+    DAMAGED_DIR,
+    LOCK_NAME,
+    RUN_FORMAT,
+    RUNS_DIR,
+)
 
 NOTHING = "nothing"  # missing, empty, or only a start of ours (a lock, temporaries)
 RUN = "run"  # a run of ours, with or without checkpoints yet
@@ -71,3 +77,33 @@ def others_files(folder: Path) -> list[str]:
         for entry in _entries(folder)
         if not (entry.is_dir() and is_our_config(entry / CONFIG_NAME))
     ]
+
+
+# Settings that say how long or where a run trains, not which run it is.
+RUN_LENGTH_SETTINGS = {
+    "epochs", "checkpoint_every", "checkpoint_minutes", "save_generator_every", "eval_every",
+    "eval_samples", "strategy", "jit_compile", "mixed_precision", "steps_per_call", "data",
+}  # fmt: skip
+
+
+def run_folder(
+    config, root: str | Path = RUNS_DIR, models=None, starts_from: str | None = None
+) -> Path:
+    """An output folder named from the settings that define a run (and the fingerprint
+    of ``models``, networks built outside the package, and ``starts_from``, the name of
+    the run whose trained weights they hold), so that changing any of them trains a new
+    run instead of resuming (or refusing) the old one; a longer ``epochs`` continues
+    the same run."""
+    from dataclasses import asdict
+
+    defining = {k: v for k, v in asdict(config).items() if k not in RUN_LENGTH_SETTINGS}
+    if models is not None:
+        from gan_mnist.models.base import fingerprint
+
+        defining["architecture"] = fingerprint(models)
+    if starts_from is not None:
+        defining["starts_from"] = starts_from
+    digest = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:8]
+    seed = "" if config.seed is None else f"-seed{config.seed}"
+    name = f"{config.model}-{config.dataset}-f{config.base_filters}-b{config.batch_size}{seed}"
+    return Path(root) / f"{name}-{digest}"

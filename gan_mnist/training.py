@@ -22,22 +22,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist.checkpoints import (
-    TrainingState,
-    check_finite,
-    check_resumable,
-    image_digest,
-    write_config,
-)
-from gan_mnist.config import (
-    CHECKPOINT_DIR,
-    CONFIG_NAME,
-    HISTORY_NAME,
-    TrainConfig,
-)
+from gan_mnist.checkpoint_files import check_resumable
+from gan_mnist.checkpoints import TrainingState, check_finite, image_digest, write_config
+from gan_mnist.config import TrainConfig
 from gan_mnist.data import ImageData, load_dataset, make_dataset
 from gan_mnist.devices import distribute, runtime
 from gan_mnist.errors import UserError
+from gan_mnist.files import CHECKPOINT_DIR, CONFIG_NAME, HISTORY_NAME
 from gan_mnist.guards import (
     StopRequest,
     fault_point,

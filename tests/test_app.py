@@ -57,7 +57,7 @@ def test_a_batch_is_exactly_gan_mnist_sample_of_the_same_seed(runs, tmp_path):
 def test_the_page_uses_the_averaged_generator_of_a_run_that_has_one(runs):
     run = app.load_run(runs["dcgan"])
     assert run.config.ema == 0.9
-    from gan_mnist.checkpoints import newest_intact_checkpoint
+    from gan_mnist.checkpoint_files import newest_intact_checkpoint
     from gan_mnist.models import build_models
 
     latest, _ = newest_intact_checkpoint(runs["dcgan"])

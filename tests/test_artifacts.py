@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from gan_mnist import artifacts
-from gan_mnist.artifacts import atomic_path, epoch_image_path, image_grid, write_epoch_summaries
+from gan_mnist.artifacts import epoch_image_path, image_grid, write_epoch_summaries
+from gan_mnist.files import atomic_path
 from tests.conftest import fake_digits
 
 

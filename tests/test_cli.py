@@ -51,7 +51,7 @@ def test_help_is_the_manual():
         (["interpolate", ".", "--out", "w.png"], "must end in .gif"),
         (["interpolate", ".", "--out", "w.gif", "--points", "1"], "at least 2"),
         (["train", "--model", "gan"], "invalid choice: 'gan'"),
-        (["evaluate", ".", "--n", "3"], "--n must be at least 4 images"),
+        (["evaluate", ".", "--n", "3"], "--n must be at least 4 (precision"),
         (["interpolate", ".", "--out", "w.gif", "--walk", "classes", "--digit", "3"], "apply"),
         (["interpolate", ".", "--out", "w.gif", "--walk", "classes", "--points", "6"], "apply"),
         (["train", "--eval-samples", "3"], "--eval-samples must be at least 4"),
@@ -304,7 +304,7 @@ def test_evaluate_finds_the_data_set_when_the_runs_data_file_is_gone(
 def test_sample_s_memory_check_counts_the_page_cache_as_available(tmp_path):
     # Most of a busy machine's memory is page cache, which the system drops for a new
     # process: free memory alone would refuse a --n that fits.
-    from gan_mnist.cli import available_memory
+    from gan_mnist.cli.commands import available_memory
 
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal: 25165824 kB\nMemFree: 1048576 kB\nMemAvailable: 20971520 kB\n")

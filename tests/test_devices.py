@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli, smoke_train_args
 
-from gan_mnist.checkpoints import TrainingState, load_generator, saved_config
-from gan_mnist.config import make_config
+from gan_mnist.checkpoint_files import load_generator
+from gan_mnist.checkpoints import TrainingState
+from gan_mnist.config import make_config, saved_config
 from gan_mnist.devices import runtime
 from gan_mnist.models import FAMILIES
 from gan_mnist.records import read_history

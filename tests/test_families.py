@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gan_mnist import artifacts
-from gan_mnist.checkpoints import load_generator
+from gan_mnist.checkpoint_files import load_generator
 from gan_mnist.config import make_config
 from gan_mnist.data import DATASETS, load_dataset
 from gan_mnist.errors import UserError

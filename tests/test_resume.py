@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 
-from gan_mnist.checkpoints import TrainingState, saved_config
+from gan_mnist.checkpoints import TrainingState
+from gan_mnist.config import saved_config
 from tests.conftest import run_cli
 
 

@@ -9,10 +9,11 @@ import os
 import numpy as np
 import pytest
 
-from gan_mnist import artifacts, runfolder
-from gan_mnist.config import RUN_FORMAT, make_config
+from gan_mnist import files, runfolder
+from gan_mnist.config import make_config
 from gan_mnist.data import load_mnist
 from gan_mnist.errors import UserError
+from gan_mnist.files import RUN_FORMAT
 from gan_mnist.training import train
 from tests.conftest import run_cli
 
@@ -137,7 +138,7 @@ def test_the_outputs_line_names_only_what_was_written(tmp_path, tiny_npz):
 
 
 def test_a_user_built_run_without_its_generator_keras_says_why(tmp_path, tiny_npz):
-    from gan_mnist.checkpoints import load_generator
+    from gan_mnist.checkpoint_files import load_generator
     from gan_mnist.models import dcgan
     from gan_mnist.models.base import GanModels
 
@@ -192,7 +193,7 @@ def test_atomic_path_syncs_the_file_before_the_rename_and_the_folder_after(tmp_p
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    with artifacts.atomic_path(tmp_path / "a.txt") as tmp:
+    with files.atomic_path(tmp_path / "a.txt") as tmp:
         tmp.write_text("whole")
     assert calls[0][0] == "fsync" and calls[0][1].endswith("a.txt") and calls[0][1] != "a.txt"
     assert calls[1:] == [("replace", "a.txt"), ("fsync", tmp_path.name)]
@@ -209,18 +210,18 @@ def test_a_checkpoint_is_on_the_disk_before_the_index_names_it(tmp_path, monkeyp
     index = tmp_path / "training_checkpoints" / "checkpoint"
     synced = []  # (name, what the index said at that moment)
     monkeypatch.setattr(
-        artifacts,
+        files,
         "sync",
         lambda path: synced.append((Path(path).name, index.read_text() if index.exists() else "")),
     )
     state = TrainingState(make_config("smoke", seed=1), tmp_path)
     name = Path(state.save()).name
     names = [synced_name for synced_name, _ in synced]
-    files = [n for n in names if n.startswith(name + ".")]
-    assert sorted(files) == sorted(p.name for p in index.parent.glob(name + ".*"))
-    assert len(files) >= 2  # its .index and at least one .data file
-    assert all(f'"{name}"' not in said for n, said in synced if n in files)
-    assert names.index("training_checkpoints") > names.index(files[-1])  # their folder entries
+    written = [n for n in names if n.startswith(name + ".")]
+    assert sorted(written) == sorted(p.name for p in index.parent.glob(name + ".*"))
+    assert len(written) >= 2  # its .index and at least one .data file
+    assert all(f'"{name}"' not in said for n, said in synced if n in written)
+    assert names.index("training_checkpoints") > names.index(written[-1])  # their folder entries
     after = names.index("checkpoint")  # the index itself, after it named the checkpoint
     assert f'"{name}"' in synced[after][1]
     assert "training_checkpoints" in names[after + 1 :]  # and its rename

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from gan_mnist import artifacts
-from gan_mnist.checkpoints import TrainingState, load_generator
+from gan_mnist.checkpoint_files import load_generator
+from gan_mnist.checkpoints import TrainingState
 from gan_mnist.config import make_config
 from gan_mnist.data import load_mnist
 from gan_mnist.devices import runtime

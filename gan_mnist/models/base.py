@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist.data import NUM_CLASSES, to_model_range, to_uint8
+from gan_mnist.data import NUM_CLASSES, to_uint8
 from gan_mnist.models import FAMILIES, Family
 
 
@@ -117,10 +117,6 @@ class GanModels:
     def to_uint8(self, images) -> np.ndarray:
         """Generated images -> uint8 (batch, 28, 28), 0 = black, like MNIST."""
         return to_uint8(images, self.pixel_range)[..., 0]
-
-    def from_uint8(self, images_uint8):
-        """uint8 images (batch, 28, 28) -> float32 (batch, 28, 28, 1) in `pixel_range`."""
-        return to_model_range(np.asarray(images_uint8)[..., np.newaxis], self.pixel_range)
 
     def _one_hot(self, labels):
         if labels is None:

@@ -1,0 +1,188 @@
+"""A run's checkpoints as files: which are intact, setting the damaged ones aside,
+whether a folder's checkpoint may be resumed with given settings, and loading a
+run's generator for `sample`, `evaluate`, `interpolate` and the app. Everything here
+only reads, except `newest_intact_checkpoint(set_aside=True)`, which the run's one
+writer calls."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from gan_mnist.config import TrainConfig, saved_config
+from gan_mnist.errors import UserError, check_run_dir
+from gan_mnist.files import CHECKPOINT_DIR, CONFIG_NAME, DAMAGED_DIR, GENERATOR_NAME
+from gan_mnist.models import FAMILIES, build_models
+from gan_mnist.models.base import GanModels
+
+
+def checkpoint_paths(run_dir: Path) -> list[str]:
+    """The run's checkpoints, oldest first, from the index (or the files, if the
+    index itself is unreadable)."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    try:
+        state = tf.train.get_checkpoint_state(str(directory))
+    except Exception:  # a damaged index: fall back to the checkpoint files on disk
+        state = None
+    if state is not None and state.all_model_checkpoint_paths:
+        paths = list(state.all_model_checkpoint_paths)
+    else:
+        paths = [str(p.with_suffix("")) for p in directory.glob("ckpt-*.index")]
+    return sorted(
+        (str(directory / Path(p).name) for p in paths), key=lambda p: int(p.rsplit("-", 1)[1])
+    )
+
+
+def is_intact(path: str) -> bool:
+    """Whether every tensor of the checkpoint at ``path`` can be read."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception:  # truncated, missing or garbled files fail in many ways
+        return False
+    return True
+
+
+def newest_intact_checkpoint(run_dir: Path, set_aside: bool = False) -> tuple[str | None, list]:
+    """The newest checkpoint whose files are whole, and the newer ones that are not.
+
+    Args:
+        set_aside: move the damaged checkpoints' files to ``damaged/`` and rewrite
+            the index without them (the run's writer does this; readers only warn).
+
+    Returns:
+        (path or None, damaged paths, newest first).
+    """
+    paths = checkpoint_paths(run_dir)
+    damaged = []
+    good = None
+    for path in reversed(paths):
+        if is_intact(path):
+            good = path
+            break
+        damaged.append(path)
+    if damaged:
+        names = ", ".join(Path(p).name for p in damaged)
+        where = f"moved to {Path(run_dir) / CHECKPOINT_DIR / DAMAGED_DIR}" if set_aside else "kept"
+        fallback = f"using {Path(good).name}" if good else "no intact checkpoint is left"
+        print(f"warning: damaged checkpoint files ({names}), {where}; {fallback}.")
+    if damaged and set_aside:
+        _set_aside(run_dir, damaged, [p for p in paths if p not in damaged])
+    return good, damaged
+
+
+def _set_aside(run_dir: Path, damaged: list[str], remaining: list[str]) -> None:
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    quarantine = directory / DAMAGED_DIR
+    quarantine.mkdir(exist_ok=True)
+    for path in damaged:
+        for file in directory.glob(Path(path).name + ".*"):
+            shutil.move(str(file), quarantine / file.name)
+    if remaining:
+        tf.compat.v1.train.update_checkpoint_state(
+            str(directory), remaining[-1], all_model_checkpoint_paths=remaining
+        )
+    else:
+        (directory / "checkpoint").unlink(missing_ok=True)
+
+
+def no_intact_message(run_dir: Path, damaged: list[str], set_aside: bool) -> str:
+    where = f"set aside in {DAMAGED_DIR}/" if set_aside else "left where they are"
+    return (
+        f"no intact checkpoint is left in {Path(run_dir) / CHECKPOINT_DIR}: "
+        f"{', '.join(Path(p).name for p in damaged)} cannot be read (damaged files, {where}). "
+        f"Train into a new --out folder, or delete {CHECKPOINT_DIR}/ to start this run again."
+    )
+
+
+def has_checkpoint(out_dir: Path) -> bool:
+    return bool(checkpoint_paths(out_dir))
+
+
+def check_resumable(config: TrainConfig, out_dir: Path) -> TrainConfig | None:
+    """Refuse to resume a checkpoint made with another model, data set or shape.
+
+    Returns:
+        The previous run's config when ``out_dir`` holds a checkpoint, else None.
+    """
+    if not has_checkpoint(out_dir):
+        return None
+    previous = saved_config(out_dir)
+    if previous is None:
+        return None
+    differences = config.fixed_differences(previous)
+    if differences:
+        raise UserError(
+            f"{out_dir} holds a checkpoint of a different run ({'; '.join(differences)}). "
+            "Its weights cannot continue with these settings or networks. Train into "
+            "another folder for a new run (--out; in the notebook, OUTPUT_DIR = None names "
+            "one after the settings), or go back to the run's settings to resume it."
+        )
+    return previous
+
+
+def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
+    """The generator of a run: its newest intact checkpoint, or else its ``generator.keras``.
+
+    Only reads: a run may be training in ``run_dir`` meanwhile.
+
+    Returns:
+        (models, config, description of what was loaded).
+    """
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir)
+    config = saved_config(run_dir)
+    damaged = []
+    # Networks built outside the package can only come back from generator.keras.
+    if config is not None and config.architecture is None and has_checkpoint(run_dir):
+        latest, damaged = newest_intact_checkpoint(run_dir)
+        if latest is not None:
+            models = build_models(config)
+            # Only the generator is needed (with --ema the averaged one, which draws
+            # the run's samples): expect_partial silences the unused rest, and every
+            # weight of the generator must come from the checkpoint.
+            key = "average_generator" if config.ema else "generator"
+            status = tf.train.Checkpoint(**{key: models.generator}).restore(latest)
+            try:
+                status.assert_existing_objects_matched()
+            except AssertionError:
+                raise UserError(
+                    f"{latest} does not hold the {key.replace('_', ' ')} that {run_dir}/"
+                    f"{CONFIG_NAME} describes (was config.json edited or replaced?). Restore "
+                    "the run's own config.json, or use its generator.keras."
+                ) from None
+            status.expect_partial()
+            return models, config, latest
+    saved = run_dir / GENERATOR_NAME
+    if saved.exists():
+        try:
+            generator = keras.models.load_model(saved, compile=False)
+        except Exception as error:  # Keras raises many kinds for a damaged archive
+            raise UserError(
+                f"{saved} cannot be loaded ({str(error).splitlines()[0][:160]}); the file is "
+                "damaged. Train again into this folder to rewrite it, or use another run."
+            ) from None
+        if config is None:  # a generator.keras on its own: tell the family by its inputs
+            conditional = len(generator.inputs) == 2
+            config = TrainConfig(
+                model="cdcgan" if conditional else "dcgan",
+                noise_dim=int(generator.inputs[0].shape[-1]),
+            )
+        models = GanModels(generator, None, FAMILIES[config.model], config.noise_dim)
+        return models, config, str(saved)
+    if damaged:
+        raise UserError(no_intact_message(run_dir, damaged, set_aside=False))
+    if config is not None and config.architecture is not None and has_checkpoint(run_dir):
+        raise UserError(
+            f"{run_dir} holds checkpoints of networks built outside the package "
+            f"(train(models=...)), which only its {GENERATOR_NAME} can bring back, and that "
+            "is written when training ends: let the run finish (call train on it again)."
+        )
+    raise UserError(
+        f"{run_dir} holds no checkpoint and no generator.keras. Train first with "
+        f"`gan-mnist train --out {run_dir}`, or pass the folder of a finished run."
+    )
