@@ -25,7 +25,7 @@ def checkpoint_paths(run_dir: Path) -> list[str]:
     directory = Path(run_dir) / CHECKPOINT_DIR
     try:
         state = tf.train.get_checkpoint_state(str(directory))
-    except Exception:  # a damaged index: fall back to the checkpoint files on disk
+    except Exception:  # a damaged or empty index: fall back to the checkpoint files
         state = None
     if state is not None and state.all_model_checkpoint_paths:
         paths = list(state.all_model_checkpoint_paths)
@@ -73,6 +73,20 @@ def newest_intact_checkpoint(run_dir: Path, set_aside: bool = False) -> tuple[st
     if damaged and set_aside:
         _set_aside(run_dir, damaged, [p for p in paths if p not in damaged])
     return good, damaged
+
+
+def rebuild_index(run_dir: Path) -> None:
+    """Write the ``checkpoint`` index again from the checkpoint files on disk (for an
+    index that cannot be read, e.g. one a power loss left empty)."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    paths = checkpoint_paths(run_dir)  # read from the files when the index is unreadable
+    if paths:
+        print(f"warning: {directory / 'checkpoint'} could not be read; rebuilt from the files.")
+        tf.compat.v1.train.update_checkpoint_state(
+            str(directory), paths[-1], all_model_checkpoint_paths=paths
+        )
+    else:
+        (directory / "checkpoint").unlink(missing_ok=True)
 
 
 def _set_aside(run_dir: Path, damaged: list[str], remaining: list[str]) -> None:

@@ -16,8 +16,10 @@ loss the renamed index could name files that never reached the disk. `save`
 therefore fsyncs the new checkpoint's files and folder before that index is
 written (TensorFlow's write callback runs between the two) and the index after,
 so a checkpoint is on the disk before anything names it or config.json follows
-it. A checkpoint whose files were damaged later is set aside and the newest
-intact one is used instead.
+it. In the moment between TensorFlow's rename of the index and its fsync, a power
+loss can leave the index empty: the next run rebuilds it from the files
+(`rebuild_index`), and readers list the files themselves. A checkpoint whose files
+were damaged later is set aside and the newest intact one is used instead.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from gan_mnist.checkpoint_files import (  # load_generator: as the notebook impo
     load_generator,  # noqa: F401
     newest_intact_checkpoint,
     no_intact_message,
+    rebuild_index,
 )
 from gan_mnist.config import TrainConfig
 from gan_mnist.devices import Runtime
@@ -194,12 +197,19 @@ class TrainingState:
         return dataclasses.replace(self.models, generator=self.average_generator)
 
     def _manager(self) -> tf.train.CheckpointManager:
-        return tf.train.CheckpointManager(
-            self.checkpoint,
-            str(self.out_dir / CHECKPOINT_DIR),
-            max_to_keep=3,
-            checkpoint_name="ckpt",
-        )
+        def make():
+            return tf.train.CheckpointManager(
+                self.checkpoint,
+                str(self.out_dir / CHECKPOINT_DIR),
+                max_to_keep=3,
+                checkpoint_name="ckpt",
+            )
+
+        try:
+            return make()
+        except ValueError:  # an index TensorFlow cannot read (emptied by a power loss)
+            rebuild_index(self.out_dir)
+            return make()
 
     @property
     def global_step(self) -> int:
@@ -289,8 +299,6 @@ class TrainingState:
                 epoch, step = int(self.epoch.numpy()), int(self.step_in_epoch.numpy())
                 where = f"by epoch {epoch + 1}, step {step}" if step else f"by epoch {epoch}"
                 raise diverged(self, where, f"a weight of the {network.name}")
-        # The callback runs once the checkpoint's files are written, before the index
-        # names it "latest": the fault tests kill the process right there.
         latest = self.manager.latest_checkpoint
         if latest and int(latest.rsplit("-", 1)[1]) == self.global_step:
             return latest  # no step since: it holds this state already (never rewrite it)
@@ -299,6 +307,8 @@ class TrainingState:
             self.loss_scales.assign(
                 [float(v.numpy()) for o in scaled for v in (o.dynamic_scale, o.step_counter)]
             )
+        # The callbacks run once the checkpoint's files are written, before the index
+        # names it "latest": they fsync them; the fault tests kill the process there.
         options = tf.train.CheckpointOptions(
             experimental_write_callbacks=[on_disk, lambda path: fault_point("mid-checkpoint")]
         )

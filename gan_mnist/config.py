@@ -19,6 +19,7 @@ from gan_mnist.errors import UserError
 from gan_mnist.files import CONFIG_NAME, RUN_FORMAT
 from gan_mnist.losses import LOSSES
 from gan_mnist.models import FAMILIES
+from gan_mnist.runfolder import UNMARKED_KEYS
 
 
 def _setting(
@@ -86,7 +87,7 @@ class TrainConfig:
     )
     eval_every: int = _setting(
         0,
-        "every K epochs measure eval_samples digits with the MNIST classifier, log the "
+        "every K epochs measure eval_samples digits with its data set's classifier, log the "
         "metrics and keep generator_best.keras by Fréchet distance (0 = never)",
     )
     eval_samples: int = _setting(2000, "generated digits per evaluation during training")
@@ -202,7 +203,12 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ValueError(f"it holds a JSON {type(values).__name__}, not an object of settings")
         if values.get("format") != RUN_FORMAT:
-            raise ValueError(f'this package did not write it: no "format": "{RUN_FORMAT}"')
+            earlier = "format" not in values and UNMARKED_KEYS <= set(values)
+            raise ValueError(
+                f'this package did not write it: no "format": "{RUN_FORMAT}"'
+                + ("; its settings look like a run of an earlier gan-mnist, from before runs "
+                   "carried the mark, which this version cannot continue" if earlier else "")
+            )  # fmt: skip
         return cls.from_dict(values)
 
     @classmethod

@@ -63,11 +63,15 @@ def refuse_foreign_folder(out_dir: Path) -> None:
         return
     foreign = runfolder.others_files(out_dir)
     shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
-    mark = (
-        f" (its {CONFIG_NAME} is not one this package wrote)"
-        if (Path(out_dir) / CONFIG_NAME).exists()
-        else ""
-    )
+    mark = ""
+    if (Path(out_dir) / CONFIG_NAME).exists():
+        mark = f" (its {CONFIG_NAME} is not one this package wrote"
+        if runfolder.is_unmarked_run(Path(out_dir) / CONFIG_NAME):
+            mark += (
+                ": its settings look like a run of an earlier gan-mnist, from before runs "
+                'carried the "format" mark, which this version cannot continue'
+            )
+        mark += ")"
     raise UserError(
         f"{out_dir} holds other files ({shown}) and no run of ours{mark}, so a run will not "
         "write there. Train into a new or empty folder (--out runs/NAME; without --out, "

@@ -15,8 +15,11 @@ filter reads on until the pipe closes. `install` wraps the import of
 A program that imports the package (a notebook, a script) has only its import of
 TensorFlow filtered: TensorFlow's ERROR lines after it reach its file descriptor 2
 as they are (the remapper line once per traced training step; Jupyter shows them in
-the server's log, not in the notebook). A user who sets ``TF_CPP_MIN_LOG_LEVEL``
-themselves, or passes ``--debug``, sees everything.
+the server's log, not in the notebook). In the command line, what goes to file
+descriptor 2 passes through the filter process, so with both streams sent to one
+place (``2>&1``) a line of stderr can land a moment after a later line of stdout. A
+user who sets ``TF_CPP_MIN_LOG_LEVEL`` themselves (any value), or passes
+``--debug``, sees everything unfiltered.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from pathlib import Path
 LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 OURS, OURS_ENV = "2", "GAN_MNIST_TF_LOG_LEVEL"  # the level we set, and a note that we did
 # absl's info (I) and warning (W) lines ("I0000 00:00:1796 ... port.cc:153] ..."),
-# the notice that precedes them and the CPU-feature line's continuation.
+# the notice that precedes them and the CPU-feature line's continuation. (At level 2
+# TensorFlow writes I and W lines only before its logging starts, during the import.)
 START_UP = (
     r"[IW]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*",
     r"WARNING: All log messages before absl::InitializeLog\(\) is called .*",
@@ -78,10 +82,16 @@ if pending:
 """
 
 
+def has_a_gpu_device() -> bool:
+    """Whether the machine shows an NVIDIA device node (/dev/nvidia0, 1, ...; WSL's
+    /dev/dxg), whatever TensorFlow makes of it."""
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/dxg").exists()
+
+
 def noise_pattern() -> str:
     """The lines `filtered_stderr` drops, as one regular expression."""
     held = START_UP + HARMLESS
-    if not (Path("/dev/nvidia0").exists() or Path("/dev/dxg").exists()):
+    if not has_a_gpu_device():
         held += NO_GPU_HARMLESS
     return "|".join(f"(?:{pattern})" for pattern in held)
 
@@ -99,16 +109,19 @@ def filtered_stderr() -> Iterator[None]:
     except (OSError, ValueError):  # no file descriptor 2 (a daemon, some IDEs)
         yield
         return
+    read_end, write_end = os.pipe()
     try:
-        read_end, write_end = os.pipe()
+        if not sys.executable:
+            raise OSError("no Python interpreter to start the filter")
         child = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", FILTER, noise_pattern()],
             stdin=read_end,
             stdout=saved,
-            stderr=subprocess.DEVNULL,
+            stderr=saved,  # the filter's own failure, if any, is seen
         )
-    except (OSError, ValueError):  # no interpreter to start: unfiltered
-        os.close(saved)
+    except (OSError, ValueError, subprocess.SubprocessError):  # unfiltered, then
+        for fd in (read_end, write_end, saved):
+            os.close(fd)
         yield
         return
     os.close(read_end)
@@ -123,8 +136,11 @@ def filtered_stderr() -> Iterator[None]:
             sys.stderr.flush()
         os.dup2(saved, 2)  # our last writer of the pipe is gone: the filter ends
         os.close(saved)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=5)  # longer only if a child process still holds it
+        try:
+            child.wait(timeout=5)  # at once, unless a process we started still holds it
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            child.kill()  # that process's later lines are lost rather than printed late
+            child.wait()
 
 
 _FILTERING: list[subprocess.Popen] = []
@@ -176,7 +192,7 @@ _FINDER = _QuietFinder()
 def chosen_by_user() -> bool:
     """Whether TensorFlow's log level is the user's own (not one this package set in
     this process or a parent process)."""
-    return os.environ.get(LEVEL_ENV, OURS) != os.environ.get(OURS_ENV, OURS)
+    return LEVEL_ENV in os.environ and os.environ[LEVEL_ENV] != os.environ.get(OURS_ENV)
 
 
 def install() -> None:

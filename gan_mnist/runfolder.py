@@ -28,6 +28,20 @@ RUNS = "runs"  # a folder of runs of ours (runs/ itself)
 OTHER = "other files"  # someone else's files
 
 
+def is_unmarked_run(path: Path) -> bool:
+    """Whether ``path`` is a config.json of a run of an earlier version of this package:
+    a run's settings without the format mark (those versions did not write one)."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(values, dict) and "format" not in values and UNMARKED_KEYS <= set(values)
+
+
+# Settings every config.json of a run has had, also before the format mark.
+UNMARKED_KEYS = {"model", "noise_dim", "batch_size", "gen_lr", "disc_lr", "epochs"}
+
+
 def is_our_config(path: Path) -> bool:
     """Whether ``path`` is a config.json this package wrote (it carries the mark)."""
     try:

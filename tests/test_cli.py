@@ -203,7 +203,7 @@ def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(
     threes = np.load(tmp_path / "3.npz")["images"]
     drawn = Evaluator.load().accuracy(threes, np.full(len(threes), 3))
     env = {"GAN_MNIST_CACHE": str(real_data_cache)}
-    evaluation = run_cli("evaluate", trained, "--n", 1000, "--json", env=env)
+    evaluation = run_cli("evaluate", trained, "--n", 500, "--json", env=env)
     assert evaluation.returncode == 0, evaluation.stderr
     shares = json.loads(evaluation.stdout)["class_accuracy"]["per_class"]
     print(f"\n--digit 3: {drawn:.0%} read as 3; per class: {np.round(shares, 2).tolist()}")

@@ -23,9 +23,12 @@ FATAL = (
 )
 
 
-def import_a_tensorflow_that_writes(tmp_path: Path, lines: list[str], then: str = "") -> str:
+def import_a_tensorflow_that_writes(
+    tmp_path: Path, lines: list[str], then: str = "", level: str | None = None
+) -> str:
     """Run ``import gan_mnist, tensorflow`` with a stand-in tensorflow that writes
-    ``lines`` to file descriptor 2 and then runs ``then``; its result."""
+    ``lines`` to file descriptor 2 and then runs ``then`` (with the user's own
+    TF_CPP_MIN_LOG_LEVEL ``level``, if given); its result."""
     package = tmp_path / "stand_in" / "tensorflow"
     package.mkdir(parents=True)
     writes = "".join(f"os.write(2, {(line + chr(10)).encode()!r})\n" for line in lines)
@@ -33,7 +36,9 @@ def import_a_tensorflow_that_writes(tmp_path: Path, lines: list[str], then: str 
     ours = ("TF_CPP_MIN_LOG_LEVEL", "GAN_MNIST_TF_LOG_LEVEL")  # a fresh user's process
     env = {k: v for k, v in os.environ.items() if k not in ours}
     env["PYTHONPATH"] = os.pathsep.join([str(package.parent), str(Path.cwd())])
-    code = "import gan_mnist, os, tensorflow; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
+    code = "import gan_mnist, os, tensorflow; print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
@@ -84,3 +89,16 @@ def test_a_command_s_own_errors_pass_the_filter_in_order_and_it_ends_with_the_co
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stderr == f"{REAL_ERROR}\nafter\n"
     assert done.stdout.strip() == "0"  # it had ended when the block did
+
+
+def test_a_log_level_of_the_user_s_own_even_ours_shows_everything(tmp_path):
+    result = import_a_tensorflow_that_writes(tmp_path, [START_UP, REMAPPER], level="2")
+    assert result.returncode == 0, result.stderr
+    assert START_UP in result.stderr and REMAPPER in result.stderr
+
+
+def test_python_m_of_the_cli_package_is_the_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "gan_mnist.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "usage: gan-mnist" in result.stdout, result.stderr

@@ -55,6 +55,14 @@ def test_a_config_json_of_someone_elses_is_theirs_and_left_alone(tmp_path, tiny_
     # Readers refuse it too, as bad input (exit 2), not as a bug.
     sampled = run_cli("sample", p, "--n", 4, "--out", tmp_path / "s.npz")
     assert sampled.returncode == 2 and "this package did not write it" in sampled.stderr
+    # A run of an earlier version (settings, no mark) is named as one, and still refused.
+    earlier = json.loads(make_config("smoke", seed=1).to_json())
+    del earlier["format"]
+    (p / "config.json").write_text(json.dumps(earlier))
+    old_run = smoke_cli(tiny_npz, p, "--epochs", 1)
+    assert old_run.returncode == 2 and "a run of an earlier gan-mnist" in old_run.stderr
+    old_sample = run_cli("sample", p, "--n", 4, "--out", tmp_path / "s.npz")
+    assert old_sample.returncode == 2 and "a run of an earlier gan-mnist" in old_sample.stderr
     (p / "config.json").write_text("[1, 2]")
     listed = run_cli("sample", p, "--n", 4, "--out", tmp_path / "s.npz")
     assert listed.returncode == 2 and "holds a JSON list" in listed.stderr, listed.stderr
@@ -225,3 +233,18 @@ def test_a_checkpoint_is_on_the_disk_before_the_index_names_it(tmp_path, monkeyp
     after = names.index("checkpoint")  # the index itself, after it named the checkpoint
     assert f'"{name}"' in synced[after][1]
     assert "training_checkpoints" in names[after + 1 :]  # and its rename
+
+
+def test_an_index_a_power_loss_emptied_is_rebuilt_from_the_checkpoint_files(tmp_path):
+    # Between TensorFlow's rename of its `checkpoint` index and the fsync after it, a
+    # power loss can leave the index empty, which CheckpointManager refuses to read.
+    from gan_mnist.checkpoints import TrainingState
+
+    config = make_config("smoke", seed=1)
+    state = TrainingState(config, tmp_path)
+    state.step.assign_add(3)
+    saved = state.save()
+    (tmp_path / "training_checkpoints" / "checkpoint").write_text("")
+    again = TrainingState(config, tmp_path)
+    assert again.restore() == (0, 0) and again.global_step == 3
+    assert again.manager.latest_checkpoint == saved

@@ -55,7 +55,3 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 1
     return status or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -323,8 +323,7 @@ def _add_train_evaluator_command(commands) -> None:
         description="Train the evaluation classifier of a data set and save its weights "
         "to a file of your own, for `gan-mnist evaluate --classifier FILE`. The weights "
         "shipped in the package (which every published number used) are replaced only "
-        "when --out names their file. About 4 minutes for MNIST and 6 for Fashion-MNIST "
-        "on 2 CPU cores.",
+        "when --out names their file (its time on a 2-core CPU: docs/results.md).",
     )
     train_evaluator.add_argument(
         "--out",
