@@ -56,18 +56,21 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The installs say one line each instead of echoing their (long) commands.
 $(VENV)/.installed: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) --upgrade pip 2>&1 | $(QUIET_PIP)
-	$(PIP) -r requirements.txt 2>&1 | $(QUIET_PIP)
-	$(PIP) --no-deps -e . 2>&1 | $(QUIET_PIP)
-	$(BIN)/python -c "import gan_mnist, tensorflow, keras"
-	touch $@
+	@echo "setting up $(VENV)/: the packages of requirements.txt (TensorFlow's ~600 MB download the first time) and this package"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip 2>&1 | $(QUIET_PIP)
+	@$(PIP) -r requirements.txt 2>&1 | $(QUIET_PIP)
+	@$(PIP) --no-deps -e . 2>&1 | $(QUIET_PIP)
+	@$(BIN)/python -c "import gan_mnist, tensorflow, keras"
+	@touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
-	$(PIP) -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
-	$(BIN)/python -c "import pytest, papermill, xdist"
-	touch $@
+	@echo "adding the test tools of requirements-dev.txt to $(VENV)/"
+	@$(PIP) -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	@$(BIN)/python -c "import pytest, papermill, xdist"
+	@touch $@
 
 # Debian packages: Graphviz's `dot` draws Generator_Model.png / Discriminator_Model.png,
 # dataset-fashion-mnist is Fashion-MNIST's offline source (--dataset fashion_mnist), and
@@ -84,6 +87,7 @@ system-deps:
 	[ -x /usr/bin/strace ] || missing="$$missing strace"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
 	    (apt-get update -qq && apt-get install -y -qq $$missing) >/dev/null 2>&1 \
 	      || echo "note: could not apt-get install$$missing"; \
 	  else \

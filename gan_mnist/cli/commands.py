@@ -66,6 +66,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         if not args.out:
             print(f"no --out given: a new run in {out}")
+        images = f"the first {config.limit:,}" if config.limit else "all the"
+        print(
+            f"training {config.model} on {config.dataset} (--preset {args.preset or 'tutorial'}): "
+            f"{config.epochs} epoch{'s' if config.epochs != 1 else ''} of {images} training "
+            f"images, batch {config.batch_size}"
+        )
     from gan_mnist.training import train
 
     try:
