@@ -18,6 +18,7 @@ import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -308,63 +309,74 @@ def build_page(run_dirs: list[str | Path]):
     for run_dir in run_dirs:
         run = load_run(run_dir)
         runs[run.name] = run
-    names = list(runs)
     calls = Callbacks(gr, runs, Path(tempfile.mkdtemp(prefix="gan-mnist-app-")))
-    on = calls.friendly
-
-    conditional = runs[names[0]].conditional  # the first view; pick_run updates it
     with gr.Blocks(title="gan-mnist") as page:
-        gr.Markdown("# gan-mnist: play with a trained generator")
-        with gr.Row():
-            run_box = gr.Dropdown(
-                names, value=names[0], label="run", elem_id="run", interactive=len(names) > 1
-            )
-            reload_button = gr.Button("Reload run", scale=0)
-        summary = gr.Markdown(describe(runs[names[0]]))
-        with gr.Row():
-            seed_box = gr.Number(value=0, precision=0, label="seed", minimum=0)
-            digit_box = gr.Dropdown(label="class", elem_id="digit", visible=conditional)
-            batch_button = gr.Button("New batch", variant="primary", elem_id="new-batch")
-        command = gr.Markdown()
-        with gr.Row():
-            grid = gr.Image(label="new digits", elem_id="grid", type="numpy", format="png")
-            rows = gr.Image(
-                label="every class", elem_id="every-class", type="numpy", format="png",
-                visible=conditional,
-            )  # fmt: skip
-        with gr.Row():
-            png_file = gr.File(label="grid (PNG)")
-            npz_file = gr.File(label="samples (.npz, as gan-mnist sample)")
-        gr.Markdown("## Latent walk: from one noise vector to another (spherical)")
-        walk_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position", elem_id="walk")
-        walk = gr.Image(label="walk", elem_id="walk-image", type="numpy", format="png")
-        with gr.Column(visible=conditional, elem_id="class-walk") as class_section:
-            gr.Markdown("## Class walk: one class into another at fixed noise")
-            with gr.Row():
-                from_box = gr.Dropdown(label="from class")
-                to_box = gr.Dropdown(label="to class")
-            class_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position")
-            class_image = gr.Image(label="class walk", type="numpy", format="png")
-
-        batch_outputs = [grid, png_file, npz_file, command, rows]
-        run_choice = [summary, digit_box, from_box, to_box, rows, class_section]
-        batch_inputs = [run_box, seed_box, digit_box]
-        walk_inputs = [run_box, seed_box, digit_box, walk_slider]
-        class_walk_inputs = [run_box, seed_box, from_box, to_box, class_slider]
-        reload_button.click(on(calls.reload), run_box, summary)
-        batch_button.click(on(calls.new_seed), [run_box, digit_box], [seed_box, *batch_outputs])
-        seed_box.submit(on(calls.show_batch), batch_inputs, batch_outputs)
-        digit_box.input(on(calls.show_batch), batch_inputs, batch_outputs)
-        walk_slider.change(on(calls.show_walk), walk_inputs, walk)
-        class_slider.change(on(calls.show_class_walk), class_walk_inputs, class_image)
-        # The first view, and a run picked: its classes, a batch and both walks.
-        for event in (page.load, run_box.change):
-            event(on(calls.pick_run), run_box, run_choice).then(
-                on(calls.show_batch), batch_inputs, batch_outputs
-            ).then(on(calls.show_walk), walk_inputs, walk).then(
-                on(calls.show_class_walk), class_walk_inputs, class_image
-            )
+        parts = _lay_out(gr, runs)
+        _connect(page, parts, calls)
     return page
+
+
+def _lay_out(gr, runs: dict) -> SimpleNamespace:
+    """The page's parts, top to bottom, as the first run shows them (the class-only
+    parts hidden for an unconditional run; `Callbacks.pick_run` updates them)."""
+    names = list(runs)
+    conditional = runs[names[0]].conditional
+    p = SimpleNamespace()
+    gr.Markdown("# gan-mnist: play with a trained generator")
+    with gr.Row():
+        p.run = gr.Dropdown(
+            names, value=names[0], label="run", elem_id="run", interactive=len(names) > 1
+        )
+        p.reload = gr.Button("Reload run", scale=0)
+    p.summary = gr.Markdown(describe(runs[names[0]]))
+    with gr.Row():
+        p.seed = gr.Number(value=0, precision=0, label="seed", minimum=0)
+        p.digit = gr.Dropdown(label="class", elem_id="digit", visible=conditional)
+        p.batch = gr.Button("New batch", variant="primary", elem_id="new-batch")
+    p.command = gr.Markdown()
+    with gr.Row():
+        p.grid = gr.Image(label="new digits", elem_id="grid", type="numpy", format="png")
+        p.rows = gr.Image(
+            label="every class", elem_id="every-class", type="numpy", format="png",
+            visible=conditional,
+        )  # fmt: skip
+    with gr.Row():
+        p.png = gr.File(label="grid (PNG)")
+        p.npz = gr.File(label="samples (.npz, as gan-mnist sample)")
+    gr.Markdown("## Latent walk: from one noise vector to another (spherical)")
+    p.walk_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position", elem_id="walk")
+    p.walk = gr.Image(label="walk", elem_id="walk-image", type="numpy", format="png")
+    with gr.Column(visible=conditional, elem_id="class-walk") as p.class_section:
+        gr.Markdown("## Class walk: one class into another at fixed noise")
+        with gr.Row():
+            p.start = gr.Dropdown(label="from class")
+            p.end = gr.Dropdown(label="to class")
+        p.class_slider = gr.Slider(0, 1, value=0, step=1 / 24, label="position")
+        p.class_walk = gr.Image(label="class walk", type="numpy", format="png")
+    return p
+
+
+def _connect(page, p: SimpleNamespace, calls: Callbacks) -> None:
+    """Which `Callbacks` method each control calls, with which parts in and out."""
+    on = calls.friendly
+    batch_outputs = [p.grid, p.png, p.npz, p.command, p.rows]
+    run_choice = [p.summary, p.digit, p.start, p.end, p.rows, p.class_section]
+    batch_inputs = [p.run, p.seed, p.digit]
+    walk_inputs = [p.run, p.seed, p.digit, p.walk_slider]
+    class_walk_inputs = [p.run, p.seed, p.start, p.end, p.class_slider]
+    p.reload.click(on(calls.reload), p.run, p.summary)
+    p.batch.click(on(calls.new_seed), [p.run, p.digit], [p.seed, *batch_outputs])
+    p.seed.submit(on(calls.show_batch), batch_inputs, batch_outputs)
+    p.digit.input(on(calls.show_batch), batch_inputs, batch_outputs)
+    p.walk_slider.change(on(calls.show_walk), walk_inputs, p.walk)
+    p.class_slider.change(on(calls.show_class_walk), class_walk_inputs, p.class_walk)
+    # The first view, and a run picked: its classes, a batch and both walks.
+    for event in (page.load, p.run.change):
+        event(on(calls.pick_run), p.run, run_choice).then(
+            on(calls.show_batch), batch_inputs, batch_outputs
+        ).then(on(calls.show_walk), walk_inputs, p.walk).then(
+            on(calls.show_class_walk), class_walk_inputs, p.class_walk
+        )
 
 
 def launch(

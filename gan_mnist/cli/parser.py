@@ -158,9 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_train_command(commands) -> None:
-    """`gan-mnist train`: one flag per `TrainConfig` field, and the presets in its help."""
-
+def _presets_help() -> str:
+    """Every preset's settings for its own family, then for the others (train --help)."""
     defaults = TrainConfig()
 
     def settings(preset: str, model: str) -> str:
@@ -176,19 +175,27 @@ def _add_train_command(commands) -> None:
         f"  {name} (--model {preset_model(name)}): {settings(name, preset_model(name))}"
         for name in PRESETS
     )
-    presets += "\n  the same presets for the other model families:\n" + "\n".join(
-        f"    {name} --model {model}: {settings(name, model)}"
-        for name in PRESETS
-        if name != "smoke"
-        for model in FAMILIES
-        if model != preset_model(name)
+    return (
+        presets
+        + "\n  the same presets for the other model families:\n"
+        + "\n".join(
+            f"    {name} --model {model}: {settings(name, model)}"
+            for name in PRESETS
+            if name != "smoke"
+            for model in FAMILIES
+            if model != preset_model(name)
+        )
     )
+
+
+def _add_train_command(commands) -> None:
+    """`gan-mnist train`: one flag per `TrainConfig` field, and the presets in its help."""
     train = commands.add_parser(
         "train",
         help="train (or resume) a GAN and write its images, GIF, ZIP and checkpoints",
         description="Train a GAN on MNIST, or resume the run in --out.",
         epilog=TRAIN_EPILOG.format(
-            presets=presets,
+            presets=_presets_help(),
             fixed=", ".join(FIXED_FLAGS),
             outputs=OUTPUTS,
             damaged=f"{files.CHECKPOINT_DIR}/{files.DAMAGED_DIR}",
