@@ -19,7 +19,7 @@ from gan_mnist.errors import UserError
 from gan_mnist.files import CONFIG_NAME, RUN_FORMAT
 from gan_mnist.losses import LOSSES
 from gan_mnist.models import FAMILIES
-from gan_mnist.runfolder import UNMARKED_KEYS
+from gan_mnist.runfolder import EARLIER_RUN, is_earlier_run
 
 
 def _setting(
@@ -203,12 +203,10 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ValueError(f"it holds a JSON {type(values).__name__}, not an object of settings")
         if values.get("format") != RUN_FORMAT:
-            earlier = "format" not in values and UNMARKED_KEYS <= set(values)
             raise ValueError(
                 f'this package did not write it: no "format": "{RUN_FORMAT}"'
-                + ("; its settings look like a run of an earlier gan-mnist, from before runs "
-                   "carried the mark, which this version cannot continue" if earlier else "")
-            )  # fmt: skip
+                + (f"; {EARLIER_RUN}" if is_earlier_run(values) else "")
+            )
         return cls.from_dict(values)
 
     @classmethod

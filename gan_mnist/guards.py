@@ -67,10 +67,7 @@ def refuse_foreign_folder(out_dir: Path) -> None:
     if (Path(out_dir) / CONFIG_NAME).exists():
         mark = f" (its {CONFIG_NAME} is not one this package wrote"
         if runfolder.is_unmarked_run(Path(out_dir) / CONFIG_NAME):
-            mark += (
-                ": its settings look like a run of an earlier gan-mnist, from before runs "
-                'carried the "format" mark, which this version cannot continue'
-            )
+            mark += f": {runfolder.EARLIER_RUN}"
         mark += ")"
     raise UserError(
         f"{out_dir} holds other files ({shown}) and no run of ours{mark}, so a run will not "

@@ -28,18 +28,26 @@ RUNS = "runs"  # a folder of runs of ours (runs/ itself)
 OTHER = "other files"  # someone else's files
 
 
-def is_unmarked_run(path: Path) -> bool:
-    """Whether ``path`` is a config.json of a run of an earlier version of this package:
-    a run's settings without the format mark (those versions did not write one)."""
-    try:
-        values = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return False
+# Settings every config.json of a run has had, also before the format mark.
+UNMARKED_KEYS = {"model", "noise_dim", "batch_size", "gen_lr", "disc_lr", "epochs"}
+EARLIER_RUN = (
+    "its settings look like a run of an earlier gan-mnist, from before runs carried the "
+    '"format" mark, which this version cannot continue'
+)
+
+
+def is_earlier_run(values) -> bool:
+    """Whether config.json's ``values`` are a run's settings written by an earlier
+    version of this package (those versions wrote no format mark)."""
     return isinstance(values, dict) and "format" not in values and UNMARKED_KEYS <= set(values)
 
 
-# Settings every config.json of a run has had, also before the format mark.
-UNMARKED_KEYS = {"model", "noise_dim", "batch_size", "gen_lr", "disc_lr", "epochs"}
+def is_unmarked_run(path: Path) -> bool:
+    """Whether ``path`` is a config.json of a run of an earlier version (`is_earlier_run`)."""
+    try:
+        return is_earlier_run(json.loads(Path(path).read_text()))
+    except (OSError, ValueError):
+        return False
 
 
 def is_our_config(path: Path) -> bool:
