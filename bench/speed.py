@@ -4,8 +4,14 @@ one run (the CPU here runs in bursts, so only side-by-side ratios mean anything)
 
     python bench/speed.py                 # tutorial DCGAN, batch 256, 4 rounds
     python bench/speed.py --rounds 6 --images 10240
+    python bench/speed.py --preset demo   # the networks and recipe `demo` trains
+    python bench/speed.py --preset demo --vary steps_per_call=8 --vary jit_compile=off
 
-Rounds alternate which loop runs first, so use an even number of them.
+``--vary KEY=VALUE[,KEY=VALUE]`` adds a project loop with those settings changed, run
+in every round beside the others, and reports its ratio to the project loop.
+
+Each round runs the loops in another order (rotated, then reversed), so that the CPU's
+bursts fall on all of them alike.
 
 Prints images/s of each round, the median ratio (project / plain), the analytic GFLOP
 per trained image, and the achieved GFLOP/s against an fp32 matrix-multiply peak
@@ -15,6 +21,7 @@ measured in the same run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -32,14 +39,17 @@ from gan_mnist.models import build_models
 from gan_mnist.training import train
 
 
-def plain_tutorial_loop(images: np.ndarray, config, epochs: int, out_dir: Path) -> float:
-    """The TensorFlow tutorial's loop, as the classic notebooks copy it: seconds taken."""
+def plain_tutorial_loop(
+    images: np.ndarray, config, epochs: int, out_dir: Path, jit_compile: bool = False
+) -> float:
+    """The TensorFlow tutorial's loop, as the classic notebooks copy it, for the preset's
+    networks (XLA if ``jit_compile``, as the project's loop compiles them): seconds taken."""
     started = time.perf_counter()
     models = build_models(config)
     generator, discriminator = models.generator, models.discriminator
     cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
-    generator_optimizer = keras.optimizers.Adam(config.gen_lr)
-    discriminator_optimizer = keras.optimizers.Adam(config.disc_lr)
+    generator_optimizer = keras.optimizers.Adam(config.gen_lr, beta_1=config.beta_1)
+    discriminator_optimizer = keras.optimizers.Adam(config.disc_lr, beta_1=config.beta_1)
     checkpoint = tf.train.Checkpoint(
         generator_optimizer=generator_optimizer,
         discriminator_optimizer=discriminator_optimizer,
@@ -55,7 +65,7 @@ def plain_tutorial_loop(images: np.ndarray, config, epochs: int, out_dir: Path) 
         .batch(config.batch_size)
     )
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def train_step(batch):
         noise = tf.random.normal([config.batch_size, config.noise_dim])
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
@@ -124,44 +134,82 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--images", type=int, default=7680, help="images per epoch")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument(
+        "--preset", default="tutorial", help="whose networks and recipe (tutorial, demo, ...)"
+    )
+    parser.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="also run the project loop with these settings changed",
+    )
     args = parser.parse_args()
 
     data = load_dataset("mnist")
     config = make_config(
-        "tutorial", epochs=args.epochs, limit=args.images, seed=0, checkpoint_every=15
+        args.preset, epochs=args.epochs, limit=args.images, seed=0, checkpoint_every=15
+    )
+    # The plain loop compiles as the project's does for these networks (XLA or not),
+    # so the ratio measures the project's loop, not a compiler flag.
+    jit = config.jit_compile == "on"
+    print(
+        f"{config.model} networks, batch {config.batch_size}, XLA {'on' if jit else 'off'}, "
+        f"averaged generator {'on' if config.ema else 'off'} (project loop only)"
     )
     models = build_models(config)
     # One training step: G forward and backward (3x), D forward and backward on the
     # real and on the fake batch (2 x 3x).
     gflop = (3 * forward_flops(models.generator) + 6 * forward_flops(models.discriminator)) / 1e9
     trained = args.images // config.batch_size * config.batch_size * args.epochs
-    speeds = {"project": [], "plain": []}
+    variants = {"project": config}
+    for text in args.vary:
+        changes = dict(item.split("=", 1) for item in text.split(","))
+        typed = {k: type(getattr(config, k))(v) for k, v in changes.items()}
+        variants[text] = dataclasses.replace(config, **typed)
+    names = [*variants, "plain"]
+    speeds = {name: [] for name in names}
     peaks = []
     for round_number in range(1, args.rounds + 1):
         peaks.append(matmul_peak())
-        # Who goes first alternates (ABBA...): the CPU's bursts start and end at random,
-        # and a fixed order would hand whatever follows the matmul probe to one side.
-        order = ("project", "plain") if round_number % 2 else ("plain", "project")
+        # Each round another order: the CPU's bursts start and end at random, and a
+        # fixed order would hand whatever follows the matmul probe to one loop.
+        shift = (round_number - 1) // 2 % len(names)
+        order = names[shift:] + names[:shift]
+        order = order if round_number % 2 else order[::-1]
         for name in order:
             with tempfile.TemporaryDirectory() as out:
-                if name == "project":
-                    seconds = project_loop(data, config, Path(out))
-                else:
+                if name == "plain":
                     seconds = plain_tutorial_loop(
-                        data.x_train[: args.images], config, args.epochs, Path(out)
+                        data.x_train[: args.images], config, args.epochs, Path(out), jit
                     )
+                else:
+                    seconds = project_loop(data, variants[name], Path(out))
             speeds[name].append(trained / seconds)
             print(f"round {round_number} {name:8} {trained / seconds:7.1f} img/s", flush=True)
     ratios = [p / q for p, q in zip(speeds["project"], speeds["plain"], strict=True)]
-    best = max(statistics.median(speeds["project"]), statistics.median(speeds["plain"]))
+    peak = statistics.median(peaks)
     print(
-        f"\nmedian ratio project / plain: {statistics.median(ratios):.3f} "
-        f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})\n"
-        f"GFLOP per trained image: {gflop:.3f}; achieved {best * gflop:.0f} GFLOP/s against "
-        f"an fp32 matmul peak of {statistics.median(peaks):.0f} GFLOP/s measured in this run "
-        f"({best * gflop / statistics.median(peaks):.0%}); each run includes compiling, "
+        f"\nGFLOP per trained image: {gflop:.3f}; fp32 matmul peak measured in this run: "
+        f"{peak:.0f} GFLOP/s (median of {len(peaks)}); each run includes compiling, "
         f"{args.epochs} epochs of {args.images} images, per-epoch images and a checkpoint."
     )
+    for name in names:
+        speed = statistics.median(speeds[name])
+        print(
+            f"  {name:28} median {speed:6.1f} img/s = {speed * gflop:4.0f} GFLOP/s "
+            f"({speed * gflop / peak:.0%} of the peak)"
+        )
+    print(
+        f"median ratio project / plain: {statistics.median(ratios):.3f} "
+        f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
+    for name in args.vary:
+        mine = [p / q for p, q in zip(speeds[name], speeds["project"], strict=True)]
+        print(
+            f"median ratio {name} / project: {statistics.median(mine):.3f} "
+            f"(rounds: {', '.join(f'{r:.3f}' for r in mine)})"
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from gan_mnist import artifacts, files
 from gan_mnist.data import NUM_CLASSES
 from gan_mnist.errors import UserError
 from gan_mnist.files import METRICS_NAME
+from gan_mnist.metrics import summary
 
 GRID_IMAGES = 64  # a "new batch": the same images as `gan-mnist sample --n 64 --seed S`
 WALKS = 8  # images side by side in a latent walk
@@ -88,11 +89,8 @@ def describe(run: LoadedRun) -> str:
     ]
     scores = (run.metrics or {}).get("generated")
     if scores:
-        lines.append(
-            f"evaluation (n = {run.metrics.get('n')}): Fréchet distance "
-            f"{scores['frechet_distance']:.2f}, classifier score "
-            f"{scores['classifier_score']:.2f}, classes covered {scores['digits_covered']}"
-        )
+        named = summary(scores, words="name", sep=", ")
+        lines.append(f"evaluation (n = {run.metrics.get('n')}): {named}")
     else:
         lines.append(f"not evaluated yet (`gan-mnist evaluate {run.run_dir}` adds metrics)")
     return "\n\n".join(lines)

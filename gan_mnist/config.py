@@ -18,6 +18,7 @@ from gan_mnist.devices import LEVER_CHOICES, PRECISION_CHOICES, STRATEGIES
 from gan_mnist.errors import UserError
 from gan_mnist.files import CONFIG_NAME, RUN_FORMAT
 from gan_mnist.losses import LOSSES
+from gan_mnist.metrics import NEIGHBOURS
 from gan_mnist.models import FAMILIES
 from gan_mnist.runfolder import EARLIER_RUN, is_earlier_run
 
@@ -278,10 +279,7 @@ def saved_config(out_dir: Path) -> TrainConfig | None:
         ) from None
 
 
-# Precision and recall use each point's k-th nearest neighbour, so a measurement needs
-# at least k + 1 samples.
-NEIGHBOURS = 3
-MIN_EVAL_SAMPLES = NEIGHBOURS + 1
+MIN_EVAL_SAMPLES = NEIGHBOURS + 1  # precision and recall need each sample's neighbours
 
 
 def check_eval_samples(n: int, flag: str) -> None:
@@ -299,90 +297,60 @@ EVALUATOR_EPOCHS = {"mnist": 4, "fashion_mnist": 8}
 # How `train` shows progress (--progress): a live bar, log lines, or the epoch lines only.
 PROGRESS_MODES = ("bar", "lines", "none")
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # The TensorFlow DCGAN tutorial that the seed projects copy (its time on a CPU:
-    # docs/results.md, "The anchor").
-    "tutorial": dict(checkpoint_every=15),
-    # The demo recipe of the tutorial's networks (`--preset demo --model dcgan`, the
-    # notebook's Part 1; `demo` itself trains infogan-nets, below): half the width, 4x
-    # cheaper per image, and small batches. Every figure behind these choices:
-    # docs/results.md, "The recipe search for the tutorial's networks".
-    "demo": dict(
-        epochs=12,
-        batch_size=32,
-        limit=20000,
-        base_filters=32,
-        gen_lr=4e-4,
-        disc_lr=2e-4,
-        beta_1=0.5,  # the DCGAN paper's value: less momentum, steadier adversarial steps
-        dropout=0.0,  # D's dropout 0.3 (the tutorial's) was worse
-        # Previews, samples and evaluations from a moving average of G's weights: the
-        # one clear win of that search, and no slower.
-        ema=0.999,
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: the model family it trains unless --model says otherwise, and
+    every setting it changes for that family. Each family's own needs (the InfoGAN
+    networks' noise size and learning rates, a conditional preview's columns) and its
+    recipes for presets made for another family are in `gan_mnist.models.FAMILIES`."""
+
+    model: str
+    settings: dict[str, Any]
+    about: str  # one line for docs and --help
+
+
+PRESETS: dict[str, Preset] = {
+    # The TensorFlow DCGAN tutorial that the seed projects copy: TrainConfig's
+    # defaults (its time on a CPU: docs/results.md, "The anchor").
+    "tutorial": Preset("dcgan", dict(checkpoint_every=15), "the TensorFlow tutorial"),
+    # The InfoGAN paper's networks with the paper's recipe (their family's defaults),
+    # at batch 32, not the paper's 64 (at 64 one seed of three collapsed, at 32 none),
+    # with XLA on the CPU too (faster steps for these networks), and 4 epochs of 20,000
+    # images. Figures: docs/results.md, "The presets' evidence".
+    "demo": Preset(
+        "infogan-nets",
+        dict(
+            epochs=4,
+            batch_size=32,
+            limit=20000,
+            jit_compile="on",
+            # Previews, samples and evaluations from a moving average of G's weights.
+            ema=0.999,
+        ),
+        "real digits in about 4 minutes on a 2-core CPU",
+    ),
+    # The same on all 60,000 images for 8 epochs (its time: docs/results.md, "Headlines").
+    "fast": Preset(
+        "infogan-nets",
+        dict(epochs=8, batch_size=32, jit_compile="on", ema=0.999),
+        "the demo on all the images, for longer",
+    ),
+    # Seconds, for tests: a tiny model on a few hundred images.
+    "smoke": Preset(
+        "dcgan", dict(epochs=2, batch_size=32, limit=256, base_filters=8), "a tiny run for tests"
     ),
 }
-
-# The tutorial networks' demo recipe on all 60,000 images for 30 epochs (for
-# `--preset fast --model dcgan`; `fast` itself trains infogan-nets, below).
-PRESETS["fast"] = {**PRESETS["demo"], "limit": None, "epochs": 30}
-# Seconds, for tests: a tiny model on a few hundred images.
-PRESETS["smoke"] = dict(epochs=2, batch_size=32, limit=256, base_filters=8)
-
-# What a model family changes in every preset, then in one preset; flags still win.
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    # A 10 x 10 preview: one row per class, one column per fixed noise vector.
-    "cdcgan": dict(num_examples=10),
-    # The InfoGAN paper's MNIST recipe (Chen et al. 2016, appendix C): its 62-d noise,
-    # Adam G 1e-3 / D 2e-4 with beta_1 0.5, batch 64, and no dropout (its discriminator
-    # has BatchNorm instead). Its width (16f = 1024 units) is the tutorial preset's f = 64.
-    "infogan-nets": dict(
-        noise_dim=62, batch_size=64, gen_lr=1e-3, disc_lr=2e-4, beta_1=0.5, dropout=0.0
-    ),
-}
-FAMILY_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    # The conditional demo with D's learning rate raised to G's: it lifted the worst
-    # digit's share drawn as asked (docs/results.md, the recipe search); same 12 epochs.
-    ("demo", "cdcgan"): dict(disc_lr=4e-4),
-    # The dense GAN is cheap per image, so it sees all 60,000 images 15 times in
-    # about the demo's minutes, at the classic Keras notebooks' width and
-    # Adam(2e-4, beta_1 0.5). With the convolutional demo's settings (half width,
-    # D at half G's rate) D won at once (d_loss 0.12, g_loss 4.0) and drew speckles.
-    ("demo", "mlp"): dict(
-        base_filters=64, batch_size=64, gen_lr=2e-4, disc_lr=2e-4, limit=None, epochs=15
-    ),
-    # `fast` follows each family's demo, on all the images and for longer.
-    ("fast", "cdcgan"): dict(disc_lr=4e-4),
-    # The paper's width also in the demo (the demo's half width is for the tutorial's
-    # nets), and XLA on the CPU too (faster steps for these networks). Batch 32, not
-    # the paper's 64: at 64 one seed of three collapsed, at 32 none. 4 epochs of 20,000
-    # images: about the wall-clock of dcgan's 12. Figures: docs/results.md, "The
-    # presets' evidence".
-    ("demo", "infogan-nets"): dict(base_filters=64, batch_size=32, epochs=4, jit_compile="on"),
-    # All 60,000 images for 8 epochs (its time: docs/results.md, "Headlines").
-    ("fast", "infogan-nets"): dict(base_filters=64, batch_size=32, epochs=8, jit_compile="on"),
-    ("smoke", "infogan-nets"): dict(batch_size=32),
-    ("fast", "mlp"): dict(base_filters=64, batch_size=64, gen_lr=2e-4, disc_lr=2e-4, epochs=60),
-}
-
-
-# The family a preset trains when --model is not given (else the tutorial's dcgan):
-# measured over seeds against the tutorial's networks at the same wall-clock
-# (docs/results.md, "The presets' evidence"; bench/quality.py).
-PRESET_MODELS: dict[str, str] = {"demo": "infogan-nets", "fast": "infogan-nets"}
-
-
-def preset_model(preset: str) -> str:
-    """The model family ``preset`` trains unless --model says otherwise."""
-    return PRESET_MODELS.get(preset, TrainConfig.model)
 
 
 def preset_values(preset: str, model: str) -> dict[str, Any]:
-    """The settings of ``preset`` for the model family ``model``."""
-    return {
-        **PRESETS[preset],
-        **FAMILY_DEFAULTS.get(model, {}),
-        **FAMILY_PRESETS.get((preset, model), {}),
-    }
+    """The settings of ``preset`` for the model family ``model``: the family's
+    defaults, then the preset's settings, or the family's own recipe for it."""
+    own, family = PRESETS[preset], FAMILIES.get(model)
+    if family is None:  # an unknown --model: TrainConfig refuses it, naming the choices
+        return dict(own.settings)
+    recipe = own.settings if model == own.model else family.recipes.get(preset, own.settings)
+    return {**family.defaults, **recipe}
 
 
 def make_config(preset: str = "tutorial", **overrides: Any) -> TrainConfig:
@@ -391,5 +359,5 @@ def make_config(preset: str = "tutorial", **overrides: Any) -> TrainConfig:
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
     given = {k: v for k, v in overrides.items() if v is not None}
-    model = given.get("model", preset_model(preset))
+    model = given.get("model", PRESETS[preset].model)
     return TrainConfig(**{**preset_values(preset, model), "model": model, **given})

@@ -15,7 +15,7 @@ import numpy as np
 from keras import layers
 
 from gan_mnist import metrics
-from gan_mnist.config import EVALUATOR_EPOCHS, NEIGHBOURS
+from gan_mnist.config import EVALUATOR_EPOCHS
 from gan_mnist.data import NUM_CLASSES, ImageData
 from gan_mnist.errors import UserError
 
@@ -144,16 +144,6 @@ class Evaluator:
 
 # --- evaluating a training run -----------------------------------------------------
 
-TABLE_ROWS = [
-    ("frechet_distance", "Fréchet distance (classifier features), lower is better", ".2f"),
-    ("classifier_score", "classifier score (Inception Score analogue, max 10)", ".2f"),
-    ("digits_covered", "classes covered (of 10, confident samples)", "d"),
-    ("kl_from_uniform", "KL(class histogram || uniform), lower is better", ".3f"),
-    ("confident_fraction", "share of samples classified with p >= 0.9", ".3f"),
-    ("precision", f"precision (k-NN manifold, k={NEIGHBOURS})", ".3f"),
-    ("recall", f"recall (k-NN manifold, k={NEIGHBOURS})", ".3f"),
-]
-
 
 def reference_images(data: ImageData, n: int) -> np.ndarray:
     """The test images that ``n`` generated ones are measured against: as many as
@@ -240,12 +230,12 @@ def class_accuracy(models, evaluator: Evaluator, n: int, seed: int) -> dict:
 def format_table(result: dict) -> str:
     """The metrics as a readable two-column table."""
     lines = [f"{'metric':62} {'generated':>10} {'real data':>10}", "-" * 84]
-    for key, label, fmt in TABLE_ROWS:
+    for metric in metrics.METRICS:
         cells = [
-            "n/a" if value is None else f"{value:{fmt}}"  # KL without a confident sample
-            for value in (result["generated"][key], result["real_data_ceiling"][key])
+            "n/a" if value is None else f"{value:{metric.fmt}}"  # KL without a confident one
+            for value in (result["generated"][metric.key], result["real_data_ceiling"][metric.key])
         ]
-        lines.append(f"{label:62} {cells[0]:>10} {cells[1]:>10}")
+        lines.append(f"{metric.label:62} {cells[0]:>10} {cells[1]:>10}")
     lines.append(f"{'class histogram (0..9), generated':62} {result['generated']['histogram']}")
     if "class_accuracy" in result:
         accuracy = result["class_accuracy"]
@@ -268,7 +258,7 @@ def format_table(result: dict) -> str:
 class TrainingEvaluation:
     """``--eval-every``: measure a fixed-noise sample, and say when it is the best so far."""
 
-    METRICS = ("frechet_distance", "classifier_score", "digits_covered", "precision", "recall")
+    METRICS = metrics.HEADLINE
 
     def __init__(self, data: ImageData, samples: int, seed: int, history: list[dict]):
         self.evaluator = Evaluator.load(dataset=data.dataset)

@@ -7,12 +7,64 @@ small MNIST classifier (`gan_mnist.evaluator`).
 
 from __future__ import annotations
 
-import numpy as np
-from scipy import linalg
+from dataclasses import dataclass
 
-from gan_mnist.config import NEIGHBOURS
+import numpy as np
 
 CONFIDENT = 0.9  # a sample "counts" for mode coverage when the classifier is this sure
+# Precision and recall use each point's k-th nearest neighbour, so a measurement needs
+# at least k + 1 samples.
+NEIGHBOURS = 3
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of `Evaluator.score`: its key, its line in `evaluate`'s table, its
+    format, and its words in one-line summaries (None: only in the table)."""
+
+    key: str
+    label: str
+    fmt: str
+    name: str | None = None
+    short: str | None = None
+
+
+METRICS = (
+    Metric(
+        "frechet_distance",
+        "Fréchet distance (classifier features), lower is better",
+        ".2f",
+        "Fréchet distance",
+        "FD",
+    ),
+    Metric(
+        "classifier_score",
+        "classifier score (Inception Score analogue, max 10)",
+        ".2f",
+        "classifier score",
+        "score",
+    ),
+    Metric(
+        "digits_covered",
+        "classes covered (of 10, confident samples)",
+        "g",  # a count, also when history.csv gave it back as a float
+        "classes covered",
+        "classes",
+    ),
+    Metric("kl_from_uniform", "KL(class histogram || uniform), lower is better", ".3f"),
+    Metric("confident_fraction", "share of samples classified with p >= 0.9", ".3f"),
+    Metric("precision", f"precision (k-NN manifold, k={NEIGHBOURS})", ".3f"),
+    Metric("recall", f"recall (k-NN manifold, k={NEIGHBOURS})", ".3f"),
+)
+# What training logs per evaluation (history.csv) and the benchmarks tabulate.
+HEADLINE = ("frechet_distance", "classifier_score", "digits_covered", "precision", "recall")
+
+
+def summary(scores: dict, words: str = "short", sep: str = "  ") -> str:
+    """The summarised metrics of ``scores`` on one line: "FD 9.36  score 8.71  classes
+    10" (``words="name"``: "Fréchet distance 9.36, ...", with ``sep=", "``)."""
+    named = [m for m in METRICS if getattr(m, words)]
+    return sep.join(f"{getattr(m, words)} {scores[m.key]:{m.fmt}}" for m in named)
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -46,6 +98,8 @@ def _trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
     Tr((A^(1/2) B A^(1/2))^(1/2)), whose inner matrix is symmetric PSD: two `eigh`
     calls, with round-off negatives clipped to 0, are exact and stable.
     """
+    from scipy import linalg  # here: the CLI's settings import this module's NEIGHBOURS
+
     eigenvalues, eigenvectors = linalg.eigh(cov_a)
     sqrt_a = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
     inner = linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist import artifacts, files
-from gan_mnist.checkpoints import TrainingState, check_finite
+from gan_mnist import artifacts, files, metrics
+from gan_mnist.checkpoints import check_finite
 from gan_mnist.config import PROGRESS_MODES
 from gan_mnist.errors import UserError
 from gan_mnist.files import (
@@ -29,6 +29,7 @@ from gan_mnist.files import (
     HISTORY_NAME,
     LOSSES_NAME,
 )
+from gan_mnist.state import TrainingState
 
 LINE_SECONDS = 30  # "lines": at most one progress line this often within an epoch
 
@@ -176,11 +177,8 @@ def epoch_line(row: dict, epochs: int, image: Path) -> str:
         f"g_loss {row['g_loss']:.4f}  {row['seconds']:.1f}s  "
         f"{row['images_per_sec']:.0f} img/s"
     )
-    if "frechet_distance" in row:
-        line += (
-            f"  FD {row['frechet_distance']:.2f}  score {row['classifier_score']:.2f}  "
-            f"classes {row['digits_covered']}"
-        )
+    if "frechet_distance" in row:  # an evaluated epoch (--eval-every)
+        line += "  " + metrics.summary(row)
     return f"{line}  -> {image}"
 
 

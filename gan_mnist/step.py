@@ -6,9 +6,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from gan_mnist.checkpoints import TrainingState, adam_of
 from gan_mnist.losses import LOSSES, GanLoss
 from gan_mnist.models.base import GanModels
+from gan_mnist.state import TrainingState, adam_of
 
 
 def make_train_step(

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan_mnist.checkpoint_files import check_resumable
-from gan_mnist.checkpoints import TrainingState, check_finite, image_digest, write_config
+from gan_mnist.checkpoints import check_finite, write_config
 from gan_mnist.config import TrainConfig
 from gan_mnist.data import ImageData, load_dataset, make_dataset
 from gan_mnist.devices import distribute, runtime
@@ -47,6 +47,7 @@ from gan_mnist.records import (
     write_run_artifacts,
     write_start_artifacts,
 )
+from gan_mnist.state import TrainingState, image_digest
 from gan_mnist.step import compile_step
 
 # Called after each epoch with (epoch, logs); logs has the history row plus "image_path".
@@ -124,14 +125,7 @@ def train(
     args = (data, models, progress_mode(quiet, progress), on_epoch_end, max_minutes, place)
     try:
         if not place.is_chief:
-            # A multi-worker run's other workers train in step with the chief but
-            # write into a scratch folder, removed at the end; they resume from the
-            # chief's checkpoints.
-            scratch = Path(tempfile.mkdtemp(prefix="gan-mnist-worker-"))
-            try:
-                return _train_locked(config, scratch, *args, restore_dir=out_dir)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            return _train_in_scratch(config, out_dir, args)
         refuse_foreign_folder(out_dir)  # before the lock file is made there
         with run_lock(out_dir):
             remove_stale_temporaries(out_dir)  # left by a writer that was killed
@@ -145,6 +139,16 @@ def train(
             f"{out_dir / CHECKPOINT_DIR} are intact. Start every worker again with the "
             "same command to resume from the last one."
         ) from None
+
+
+def _train_in_scratch(config, out_dir, args):
+    """A multi-worker run's other workers train in step with the chief but write into
+    a scratch folder, removed at the end; they resume from the chief's checkpoints."""
+    scratch = Path(tempfile.mkdtemp(prefix="gan-mnist-worker-"))
+    try:
+        return _train_locked(config, scratch, *args, restore_dir=out_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _train_locked(
@@ -166,14 +170,9 @@ def _train_locked(
             f"over the {place.replicas} replicas: use a multiple of {place.replicas}."
         )
 
-    state = TrainingState(config, out_dir, models, runtime=place, restore_dir=restore_dir)
-    state.data_digest = image_digest(images)
-    done, skip = state.restore()
-    skip = restart_if_units_moved(state, previous, done, skip, len(images) // config.batch_size)
-    state.spread_dropout_seeds()
-    if done or skip:
-        where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")
-        print(f"resuming from the checkpoint of {where} in {out_dir / CHECKPOINT_DIR}")
+    state, done, skip = restored_state(
+        config, out_dir, models, place, restore_dir, previous, images
+    )
     history = read_history(out_dir / HISTORY_NAME, up_to_epoch=done)
     summary = RunSummary(out_dir, config, done + 1, done, history)
     if done >= config.epochs:
@@ -196,7 +195,27 @@ def _train_locked(
     with StopRequest() as stop:
         run_epochs(state, summary, images, labels, data, stop, progress, on_epoch_end, max_minutes)
     write_run_artifacts(state, out_dir, history)
-    if summary.stopped_by and summary.last_epoch >= config.epochs:
+    return how_it_ended(summary, state, stop, max_minutes)
+
+
+def restored_state(config, out_dir, models, place, restore_dir, previous, images):
+    """The run's `TrainingState`, restored from its newest intact checkpoint if it has
+    one: (the state, completed epochs, steps done in the next epoch)."""
+    state = TrainingState(config, out_dir, models, runtime=place, restore_dir=restore_dir)
+    state.data_digest = image_digest(images)
+    done, skip = state.restore()
+    skip = restart_if_units_moved(state, previous, done, skip, len(images) // config.batch_size)
+    state.spread_dropout_seeds()
+    if done or skip:
+        where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")
+        print(f"resuming from the checkpoint of {where} in {out_dir / CHECKPOINT_DIR}")
+    return state, done, skip
+
+
+def how_it_ended(summary: RunSummary, state: TrainingState, stop, max_minutes) -> RunSummary:
+    """The summary of a call whose epochs have run, and what it says: finished,
+    stopped (by the clock or a signal), or interrupted (raised, after SIGINT)."""
+    if summary.stopped_by and summary.last_epoch >= state.config.epochs:
         # The stop came while the last epoch was being recorded: the run is finished.
         why = "the time budget ran out" if summary.stopped_by == "time" else "the stop came"
         print(f"the run is finished (epoch {summary.last_epoch}); {why} after its last epoch.")

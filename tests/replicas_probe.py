@@ -74,7 +74,7 @@ def replica_dropout() -> float:
     dropout on (0 = the same units dropped on both)."""
     import tempfile
 
-    from gan_mnist.checkpoints import TrainingState
+    from gan_mnist.state import TrainingState
 
     config = make_config("smoke", strategy="mirrored", dropout=0.5, seed=0)
     with tempfile.TemporaryDirectory() as out:

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from gan_mnist.config import FAMILY_DEFAULTS, FAMILY_PRESETS, PRESETS, TrainConfig, make_config
+from gan_mnist.config import PRESETS, TrainConfig, make_config, preset_values
 from gan_mnist.errors import UserError
 from gan_mnist.models import FAMILIES
 
@@ -38,6 +38,25 @@ KEYS += ("epochs", "limit", "noise_dim", "ema", "jit_compile", "checkpoint_every
             "dcgan",
             ("dcgan", 32, 32, 4e-4, 2e-4, 0.5, 0.0, 12, 20000, 100, 0.999, "auto", 1),
         ),
+        ("fast", "dcgan", ("dcgan", 32, 32, 4e-4, 2e-4, 0.5, 0.0, 30, None, 100, 0.999, "auto", 1)),
+        (
+            "demo",
+            "cdcgan",
+            ("cdcgan", 32, 32, 4e-4, 4e-4, 0.5, 0.0, 12, 20000, 100, 0.999, "auto", 1),
+        ),
+        ("smoke", "cdcgan", ("cdcgan", 8, 32, 1e-4, 1e-4, 0.9, 0.3, 2, 256, 100, 0.0, "auto", 1)),
+        ("demo", "mlp", ("mlp", 64, 64, 2e-4, 2e-4, 0.5, 0.0, 15, None, 100, 0.999, "auto", 1)),
+        ("fast", "mlp", ("mlp", 64, 64, 2e-4, 2e-4, 0.5, 0.0, 60, None, 100, 0.999, "auto", 1)),
+        (
+            "tutorial",
+            "infogan-nets",
+            ("infogan-nets", 64, 64, 1e-3, 2e-4, 0.5, 0.0, 50, None, 62, 0.0, "auto", 15),
+        ),
+        (
+            "smoke",
+            "infogan-nets",
+            ("infogan-nets", 8, 32, 1e-3, 2e-4, 0.5, 0.0, 2, 256, 62, 0.0, "auto", 1),
+        ),
     ],
 )
 def test_what_each_preset_trains(preset, model, expected):
@@ -49,8 +68,7 @@ def test_what_each_preset_trains(preset, model, expected):
 @pytest.mark.parametrize("model", list(FAMILIES))
 def test_every_preset_builds_for_every_family_with_its_tweaks(name, model, tmp_path):
     config = make_config(name, model=model)
-    expected = {**PRESETS[name], **FAMILY_DEFAULTS.get(model, {})}
-    expected.update(FAMILY_PRESETS.get((name, model), {}))
+    expected = preset_values(name, model)
     assert {k: getattr(config, k) for k in expected} == expected
     assert config.model == model
     path = tmp_path / "config.json"
@@ -67,18 +85,18 @@ def test_conditional_preview_defaults_to_ten_columns_unless_a_flag_says_otherwis
 def test_flags_override_presets_and_none_means_not_given():
     config = make_config("demo", model="dcgan", epochs=3, batch_size=None)
     assert config.epochs == 3
-    assert config.batch_size == PRESETS["demo"]["batch_size"]
+    assert config.batch_size == preset_values("demo", "dcgan")["batch_size"]
 
 
 def test_a_preset_trains_its_own_family_unless_model_is_given():
-    from gan_mnist.config import FAMILY_PRESETS, preset_model
+    from gan_mnist.models import FAMILIES
 
-    assert make_config("demo").model == preset_model("demo") == "infogan-nets"
+    assert make_config("demo").model == PRESETS["demo"].model == "infogan-nets"
     assert make_config("fast").model == "infogan-nets"
     assert make_config("tutorial").model == make_config("smoke").model == "dcgan"
-    demo = make_config("demo")  # the family's demo settings, not the DCGAN's
-    assert demo.epochs == FAMILY_PRESETS[("demo", "infogan-nets")]["epochs"]
-    assert make_config("demo", model="dcgan").epochs == PRESETS["demo"]["epochs"]
+    demo = make_config("demo")  # the preset's own settings, not the DCGAN's recipe
+    assert demo.epochs == PRESETS["demo"].settings["epochs"]
+    assert make_config("demo", model="dcgan").epochs == FAMILIES["dcgan"].recipes["demo"]["epochs"]
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,11 @@ import pytest
 from conftest import REPO, run_cli, smoke_train_args
 
 from gan_mnist.checkpoint_files import load_generator
-from gan_mnist.checkpoints import TrainingState
 from gan_mnist.config import make_config, saved_config
 from gan_mnist.devices import runtime
 from gan_mnist.models import FAMILIES
 from gan_mnist.records import read_history
+from gan_mnist.state import TrainingState
 from gan_mnist.training import train
 
 TWO_CPUS = {"GAN_MNIST_CPU_DEVICES": "2"}

@@ -60,8 +60,8 @@ def assert_run_is_whole(out, epochs=EPOCHS):
     rows = (out / "history.csv").read_text().splitlines()[1:]
     assert [r.split(",")[0] for r in rows] == [str(e) for e in range(1, epochs + 1)]
     assert not [p for p in out.rglob("*") if ".tmp" in p.name or "_temp" in p.name]
-    from gan_mnist.checkpoints import TrainingState
     from gan_mnist.config import saved_config
+    from gan_mnist.state import TrainingState
 
     state = TrainingState(saved_config(out), out)
     assert state.restore() == (epochs, 0)

@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from gan_mnist.checkpoints import TrainingState
 from gan_mnist.config import saved_config
+from gan_mnist.state import TrainingState
 from tests.conftest import run_cli
 
 
@@ -143,10 +143,10 @@ def test_a_checkpoint_without_the_generator_the_config_names_is_refused_not_rand
 
 
 def test_checkpoints_are_numbered_by_batches_and_hold_the_seed_and_loss_scale(tmp_path, tiny_npz):
-    from gan_mnist.checkpoints import TrainingState, adam_of
     from gan_mnist.config import make_config
     from gan_mnist.data import load_mnist, make_dataset
     from gan_mnist.errors import UserError
+    from gan_mnist.state import TrainingState, adam_of
     from gan_mnist.step import compile_step
 
     config = make_config("smoke", seed=4, mixed_precision="float16")
@@ -180,9 +180,9 @@ def test_a_checkpoint_that_cannot_be_read_is_not_called_other_settings(
 ):
     import tensorflow as tf
 
-    from gan_mnist.checkpoints import TrainingState
     from gan_mnist.config import saved_config
     from gan_mnist.errors import UserError
+    from gan_mnist.state import TrainingState
     from tests.conftest import copy_run
 
     out = copy_run(smoke_runs["dcgan"], tmp_path)
@@ -192,7 +192,7 @@ def test_a_checkpoint_that_cannot_be_read_is_not_called_other_settings(
         def restore(self, path):
             raise tf.errors.PermissionDeniedError(None, None, "permission denied")
 
-    monkeypatch.setattr(state, "_restore_parts", lambda path: (Unreadable(), set()))
+    monkeypatch.setattr(state, "checkpoint", Unreadable())
     with pytest.raises(UserError, match="could not be read \\(permission denied\\)") as error:
         state.restore()
     assert "other settings" not in str(error.value)

@@ -213,7 +213,7 @@ def test_a_checkpoint_is_on_the_disk_before_the_index_names_it(tmp_path, monkeyp
     # after a power loss it could name files that never reached the disk.
     from pathlib import Path
 
-    from gan_mnist.checkpoints import TrainingState
+    from gan_mnist.state import TrainingState
 
     index = tmp_path / "training_checkpoints" / "checkpoint"
     synced = []  # (name, what the index said at that moment)
@@ -238,7 +238,7 @@ def test_a_checkpoint_is_on_the_disk_before_the_index_names_it(tmp_path, monkeyp
 def test_an_index_a_power_loss_emptied_is_rebuilt_from_the_checkpoint_files(tmp_path):
     # Between TensorFlow's rename of its `checkpoint` index and the fsync after it, a
     # power loss can leave the index empty, which CheckpointManager refuses to read.
-    from gan_mnist.checkpoints import TrainingState
+    from gan_mnist.state import TrainingState
 
     config = make_config("smoke", seed=1)
     state = TrainingState(config, tmp_path)

@@ -10,12 +10,12 @@ import tensorflow as tf
 
 from gan_mnist import artifacts
 from gan_mnist.checkpoint_files import load_generator
-from gan_mnist.checkpoints import TrainingState
 from gan_mnist.config import make_config
 from gan_mnist.data import load_mnist
 from gan_mnist.devices import runtime
 from gan_mnist.errors import UserError
 from gan_mnist.sampling import generate_images
+from gan_mnist.state import TrainingState
 from gan_mnist.training import train
 
 

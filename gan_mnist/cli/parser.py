@@ -17,7 +17,6 @@ from gan_mnist.config import (
     TrainConfig,
     flag_name,
     make_config,
-    preset_model,
 )
 from gan_mnist.data import DATASETS
 from gan_mnist.files import RUNS_DIR
@@ -172,8 +171,8 @@ def _presets_help() -> str:
         return ", ".join(f"{k}={v}" for k, v in values.items()) or "(the defaults)"
 
     presets = "\n".join(
-        f"  {name} (--model {preset_model(name)}): {settings(name, preset_model(name))}"
-        for name in PRESETS
+        f"  {name} ({preset.about}; --model {preset.model}): {settings(name, preset.model)}"
+        for name, preset in PRESETS.items()
     )
     return (
         presets
@@ -183,7 +182,7 @@ def _presets_help() -> str:
             for name in PRESETS
             if name != "smoke"
             for model in FAMILIES
-            if model != preset_model(name)
+            if model != PRESETS[name].model
         )
     )
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from gan_mnist.config import TrainConfig as TUTORIAL  # its defaults: the tutorial's
 from gan_mnist.models.base import NUM_CLASSES, GanModels, family_models
 from gan_mnist.models.dcgan import IMAGE_SHAPE, feature_layers, generator_layers
 
 
 def build_generator(
-    noise_dim: int = 100, base_filters: int = 64, body: list | None = None
+    noise_dim: int = TUTORIAL.noise_dim, base_filters: int = 64, body: list | None = None
 ) -> keras.Model:
     """Noise (batch, noise_dim) and one-hot classes (batch, 10) -> images in [-1, 1].
 
@@ -42,7 +43,7 @@ def build_generator(
 
 
 def build_discriminator(
-    base_filters: int = 64, dropout: float = 0.3, body: list | None = None
+    base_filters: int = 64, dropout: float = TUTORIAL.dropout, body: list | None = None
 ) -> keras.Model:
     """Images (batch, 28, 28, 1) in [-1, 1] and one-hot classes -> logits (batch, 1).
 

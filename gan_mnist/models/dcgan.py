@@ -8,6 +8,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from gan_mnist.config import TrainConfig as TUTORIAL  # its defaults: the tutorial's
 from gan_mnist.models.base import GanModels, family_models
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -34,7 +35,7 @@ def generator_layers(base_filters: int = 64) -> list[layers.Layer]:
     ]
 
 
-def build_generator(noise_dim: int = 100, base_filters: int = 64) -> keras.Model:
+def build_generator(noise_dim: int = TUTORIAL.noise_dim, base_filters: int = 64) -> keras.Model:
     """The DCGAN generator of the TensorFlow tutorial.
 
     Args:
@@ -49,7 +50,7 @@ def build_generator(noise_dim: int = 100, base_filters: int = 64) -> keras.Model
     )
 
 
-def feature_layers(base_filters: int = 64, dropout: float = 0.3) -> list[layers.Layer]:
+def feature_layers(base_filters: int = 64, dropout: float = TUTORIAL.dropout) -> list[layers.Layer]:
     """The tutorial discriminator's convolutions: an image -> a feature vector."""
     f = base_filters
     return [
@@ -63,7 +64,7 @@ def feature_layers(base_filters: int = 64, dropout: float = 0.3) -> list[layers.
     ]
 
 
-def build_discriminator(base_filters: int = 64, dropout: float = 0.3) -> keras.Model:
+def build_discriminator(base_filters: int = 64, dropout: float = TUTORIAL.dropout) -> keras.Model:
     """The DCGAN discriminator of the TensorFlow tutorial.
 
     Args:

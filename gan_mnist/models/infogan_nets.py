@@ -16,8 +16,11 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from gan_mnist.models import FAMILIES
 from gan_mnist.models.base import GanModels, family_models
 from gan_mnist.models.dcgan import IMAGE_SHAPE
+
+PAPER = FAMILIES["infogan-nets"].defaults  # the paper's recipe
 
 
 def generator_layers(base_filters: int = 64) -> list[layers.Layer]:
@@ -39,7 +42,7 @@ def generator_layers(base_filters: int = 64) -> list[layers.Layer]:
     ]
 
 
-def build_generator(noise_dim: int = 62, base_filters: int = 64) -> keras.Model:
+def build_generator(noise_dim: int = PAPER["noise_dim"], base_filters: int = 64) -> keras.Model:
     """Noise (batch, noise_dim) -> images (batch, 28, 28, 1) in [-1, 1]."""
     return keras.Sequential(
         [keras.Input(shape=(noise_dim,)), *generator_layers(base_filters)], name="generator"
