@@ -94,9 +94,10 @@ class TrainConfig:
     eval_samples: int = _setting(2000, "generated digits per evaluation during training")
     ema: float = _setting(
         0.0,
-        "decay of an exponential moving average of the generator's weights; the averaged "
-        "generator draws the previews, samples and evaluations while the raw one trains "
-        "(e.g. 0.999; 0 = off)",
+        "decay D of an exponential moving average of the generator's weights, from the "
+        "first step and bias-corrected (as Adam's moments are), so it spans about the last "
+        "1/(1-D) steps (0.999: 1,000); the averaged generator draws the previews, samples "
+        "and evaluations while the raw one trains (0 = off)",
         fixed=True,
     )
     strategy: str = _setting(

@@ -150,9 +150,14 @@ def compile_step(state: TrainingState):
 
 
 def average_update(state: TrainingState):
-    """The --ema update, or None: average <- d * average + (1 - d) * generator, for
-    every weight (BatchNorm's moving statistics too), with d = min(ema, (1 + t) /
-    (10 + t)) at step t, so the average forgets its random start quickly."""
+    """The --ema update, or None: an exponential moving average of every weight of the
+    generator (BatchNorm's moving statistics too) with the decay D given, from the
+    first step. Bias-corrected as Adam's moments are: after t steps step s weighs
+    D ** (t - s), normalised over the steps so far, so the average starts at the
+    trained weights (not the random ones) and spans about the last 1 / (1 - D) steps
+    once t is well past that. As a recursion: average <- d * average + (1 - d) *
+    generator with d = D (1 - D ** (t - 1)) / (1 - D ** t), which is 0 at t = 1 and
+    tends to D."""
     if state.average_generator is None:
         return None
     pairs = [
@@ -163,10 +168,11 @@ def average_update(state: TrainingState):
         if "float" in str(average.dtype)
     ]
     iterations = adam_of(state.generator_optimizer).iterations
+    ema = state.config.ema
 
     def update():
-        t = tf.cast(iterations, tf.float32)
-        decay = tf.minimum(state.config.ema, (1.0 + t) / (10.0 + t))
+        t = tf.cast(iterations, tf.float32)  # steps trained, this one included
+        decay = ema * (1.0 - ema ** (t - 1.0)) / (1.0 - ema**t)
         for average, trained in pairs:
             average.assign(decay * average + (1.0 - decay) * trained)
 

@@ -328,7 +328,7 @@ def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_sampl
         run_steps(batches, 1 if t < 10 else 8)
         if t == 10:
             break
-        decay = min(0.9, (1 + t) / (10 + t))
+        decay = 0.9 * (1 - 0.9 ** (t - 1)) / (1 - 0.9**t)  # bias-corrected: 0 at t = 1
         for old, new, avg in zip(
             before, state.models.generator.weights, state.average_generator.weights, strict=True
         ):
