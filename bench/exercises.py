@@ -109,7 +109,8 @@ def apply(edit: Edit | None, sources: list[str]) -> list[str]:
 MEASURE = """
 import json as _json
 import numpy as _np
-from gan_mnist.data import load_dataset as _load, to_uint8 as _uint8
+from gan_mnist.data import load_dataset as _load
+from gan_mnist.pipeline import to_uint8 as _uint8
 from gan_mnist.evaluator import Evaluator as _Evaluator, reference_images as _reference
 
 _data = _load(DATASET)

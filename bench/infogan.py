@@ -68,7 +68,7 @@ def train_one(seed: int, epochs: int, limit: int | None, batch: int, mnist) -> d
     import keras
     import tensorflow as tf
 
-    from gan_mnist.data import make_dataset
+    from gan_mnist.pipeline import make_dataset
 
     keras.utils.set_random_seed(seed)
     generator, discriminator = build()
@@ -128,7 +128,7 @@ def purity(generator, rng, evaluator) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from gan_mnist.data import to_uint8
+    from gan_mnist.pipeline import to_uint8
 
     majority, shares = [], []
     for code in range(CODES):
@@ -152,7 +152,7 @@ def quality(generator, rng, evaluator, mnist, n: int = 10_000) -> dict:
     """The project's metrics of n images with random codes, against the test images."""
     import tensorflow as tf
 
-    from gan_mnist.data import to_uint8
+    from gan_mnist.pipeline import to_uint8
 
     images = []
     for start in range(0, n, 500):

@@ -144,8 +144,9 @@ def test_a_checkpoint_without_the_generator_the_config_names_is_refused_not_rand
 
 def test_checkpoints_are_numbered_by_batches_and_hold_the_seed_and_loss_scale(tmp_path, tiny_npz):
     from gan_mnist.config import make_config
-    from gan_mnist.data import load_mnist, make_dataset
+    from gan_mnist.data import load_mnist
     from gan_mnist.errors import UserError
+    from gan_mnist.pipeline import make_dataset
     from gan_mnist.state import TrainingState, adam_of
     from gan_mnist.step import compile_step
 

@@ -315,7 +315,7 @@ def test_user_built_networks_are_fingerprinted_and_a_swap_is_refused(tmp_path, t
 
 
 def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_samples(tmp_path, tiny):
-    from gan_mnist.data import make_dataset
+    from gan_mnist.pipeline import make_dataset
     from gan_mnist.records import preview_images
     from gan_mnist.step import compile_step
 
@@ -375,7 +375,7 @@ def test_progress_goes_to_log_lines_where_no_one_watches(monkeypatch, tmp_path, 
 
 
 def test_several_steps_per_call_trace_one_graph_for_any_count(tmp_path, tiny):
-    from gan_mnist.data import make_dataset
+    from gan_mnist.pipeline import make_dataset
     from gan_mnist.step import compile_step
 
     state = TrainingState(smoke(epochs=1), tmp_path)

@@ -15,8 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist.data import NUM_CLASSES, to_uint8
+from gan_mnist.data import NUM_CLASSES
 from gan_mnist.models import FAMILIES, Family
+from gan_mnist.pipeline import to_uint8
 
 
 @dataclass(frozen=True)
