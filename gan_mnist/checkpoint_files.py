@@ -155,39 +155,10 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
     if config is not None and config.architecture is None and has_checkpoint(run_dir):
         latest, damaged = newest_intact_checkpoint(run_dir)
         if latest is not None:
-            models = build_models(config)
-            # Only the generator is needed (with --ema the averaged one, which draws
-            # the run's samples): expect_partial silences the unused rest, and every
-            # weight of the generator must come from the checkpoint.
-            key = "average_generator" if config.ema else "generator"
-            status = tf.train.Checkpoint(**{key: models.generator}).restore(latest)
-            try:
-                status.assert_existing_objects_matched()
-            except AssertionError:
-                raise UserError(
-                    f"{latest} does not hold the {key.replace('_', ' ')} that {run_dir}/"
-                    f"{CONFIG_NAME} describes (was config.json edited or replaced?). Restore "
-                    "the run's own config.json, or use its generator.keras."
-                ) from None
-            status.expect_partial()
-            return models, config, latest
+            return _from_checkpoint(run_dir, config, latest), config, latest
     saved = run_dir / GENERATOR_NAME
     if saved.exists():
-        try:
-            generator = keras.models.load_model(saved, compile=False)
-        except Exception as error:  # Keras raises many kinds for a damaged archive
-            raise UserError(
-                f"{saved} cannot be loaded ({str(error).splitlines()[0][:160]}); the file is "
-                "damaged. Train again into this folder to rewrite it, or use another run."
-            ) from None
-        if config is None:  # a generator.keras on its own: tell the family by its inputs
-            conditional = len(generator.inputs) == 2
-            config = TrainConfig(
-                model="cdcgan" if conditional else "dcgan",
-                noise_dim=int(generator.inputs[0].shape[-1]),
-            )
-        models = GanModels(generator, None, FAMILIES[config.model], config.noise_dim)
-        return models, config, str(saved)
+        return (*_from_keras_file(saved, config), str(saved))
     if damaged:
         raise UserError(no_intact_message(run_dir, damaged, set_aside=False))
     if config is not None and config.architecture is not None and has_checkpoint(run_dir):
@@ -200,3 +171,42 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
         f"{run_dir} holds no checkpoint and no generator.keras. Train first with "
         f"`gan-mnist train --out {run_dir}`, or pass the folder of a finished run."
     )
+
+
+def _from_checkpoint(run_dir: Path, config: TrainConfig, latest: str) -> GanModels:
+    """The family's networks with the generator restored from the checkpoint ``latest``."""
+    models = build_models(config)
+    # Only the generator is needed (with --ema the averaged one, which draws the run's
+    # samples): expect_partial silences the unused rest, and every weight of the
+    # generator must come from the checkpoint.
+    key = "average_generator" if config.ema else "generator"
+    status = tf.train.Checkpoint(**{key: models.generator}).restore(latest)
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError:
+        raise UserError(
+            f"{latest} does not hold the {key.replace('_', ' ')} that {run_dir}/"
+            f"{CONFIG_NAME} describes (was config.json edited or replaced?). Restore the "
+            "run's own config.json, or use its generator.keras."
+        ) from None
+    status.expect_partial()
+    return models
+
+
+def _from_keras_file(saved: Path, config: TrainConfig | None) -> tuple[GanModels, TrainConfig]:
+    """The generator in ``saved`` (generator.keras), and the config: the run's, or for a
+    file on its own one that tells the family by the generator's inputs."""
+    try:
+        generator = keras.models.load_model(saved, compile=False)
+    except Exception as error:  # Keras raises many kinds for a damaged archive
+        raise UserError(
+            f"{saved} cannot be loaded ({str(error).splitlines()[0][:160]}); the file is "
+            "damaged. Train again into this folder to rewrite it, or use another run."
+        ) from None
+    if config is None:
+        conditional = len(generator.inputs) == 2
+        config = TrainConfig(
+            model="cdcgan" if conditional else "dcgan",
+            noise_dim=int(generator.inputs[0].shape[-1]),
+        )
+    return GanModels(generator, None, FAMILIES[config.model], config.noise_dim), config
