@@ -128,11 +128,18 @@ class RunCheckpoint:
             TrainingDiverged: a weight is NaN or infinite; nothing is written.
         """
         state = self.state
-        for network in (state.models.generator, state.models.discriminator):
-            if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in network.weights):
+        networks = {
+            "generator": state.models.generator,
+            "discriminator": state.models.discriminator,
+            "averaged generator (--ema)": state.average_generator,
+        }
+        for name, network in networks.items():
+            if network is not None and not all(
+                bool(tf.reduce_all(tf.math.is_finite(v))) for v in network.weights
+            ):
                 epoch, step = int(state.epoch.numpy()), int(state.step_in_epoch.numpy())
                 where = f"by epoch {epoch + 1}, step {step}" if step else f"by epoch {epoch}"
-                raise diverged(state, where, f"a weight of the {network.name}")
+                raise diverged(state, where, f"a weight of the {name}")
         latest = self.manager.latest_checkpoint
         if latest and int(latest.rsplit("-", 1)[1]) == state.global_step:
             return latest  # no step since: it holds this state already (never rewrite it)

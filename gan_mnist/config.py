@@ -344,6 +344,20 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# The settings some preset or family recipe sets (a resumed run's note compares them).
+PRESET_FIELDS = tuple(
+    dict.fromkeys(
+        k
+        for settings in (
+            *(p.settings for p in PRESETS.values()),
+            *(f.defaults for f in FAMILIES.values()),
+            *(r for f in FAMILIES.values() for r in f.recipes.values()),
+        )
+        for k in settings
+    )
+)
+
+
 def preset_values(preset: str, model: str) -> dict[str, Any]:
     """The settings of ``preset`` for the model family ``model``: the family's
     defaults, then the preset's settings, or the family's own recipe for it."""

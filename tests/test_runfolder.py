@@ -160,7 +160,7 @@ def test_a_user_built_run_without_its_generator_keras_says_why(tmp_path, tiny_np
 
 
 def test_the_best_generator_is_written_with_its_checkpoint(tmp_path, tiny_npz, monkeypatch):
-    import gan_mnist.training as training
+    import gan_mnist.epochs as epochs
     from gan_mnist.evaluator import TrainingEvaluation
 
     def always_better(self, models):  # every evaluation is "the best yet"
@@ -177,7 +177,7 @@ def test_the_best_generator_is_written_with_its_checkpoint(tmp_path, tiny_npz, m
         seen["epochs"] = epoch
         seen["best"] = hashlib.sha256((tmp_path / "generator_best.keras").read_bytes()).digest()
 
-    monkeypatch.setattr(training, "fault_point", crash_at_epoch_2_before_its_checkpoint)
+    monkeypatch.setattr(epochs, "fault_point", crash_at_epoch_2_before_its_checkpoint)
     config = make_config("smoke", epochs=2, seed=1, eval_every=1, eval_samples=8)
     with pytest.raises(RuntimeError, match="went down"):
         train(config, tmp_path, data=load_mnist(tiny_npz), quiet=True, on_epoch_end=remember)

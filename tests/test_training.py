@@ -314,6 +314,24 @@ def test_user_built_networks_are_fingerprinted_and_a_swap_is_refused(tmp_path, t
     assert source.endswith("generator.keras")
 
 
+def test_a_float16_first_step_skipped_for_an_overflow_leaves_the_average_finite(tmp_path, tiny):
+    # Adam does not count a step that LossScaleOptimizer skips, so the average must count
+    # batches: with Adam's 0 at the first step, its decay would be -inf.
+    from gan_mnist.pipeline import make_dataset
+    from gan_mnist.state import adam_of
+    from gan_mnist.step import compile_step
+
+    state = TrainingState(smoke(ema=0.9, epochs=1, mixed_precision="float16"), tmp_path)
+    state.generator_optimizer.dynamic_scale.assign(1e38)  # float16 gradients overflow
+    run_steps = compile_step(state)
+    run_steps(iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7)), 1)
+    assert int(adam_of(state.generator_optimizer).iterations.numpy()) == 0  # skipped
+    for average, trained in zip(
+        state.average_generator.weights, state.models.generator.weights, strict=True
+    ):
+        np.testing.assert_array_equal(average.numpy(), trained.numpy())  # d = 0 at t = 1
+
+
 def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_samples(tmp_path, tiny):
     from gan_mnist.pipeline import make_dataset
     from gan_mnist.records import preview_images

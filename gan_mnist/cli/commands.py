@@ -10,11 +10,11 @@ from pathlib import Path
 
 from gan_mnist import files, runfolder
 from gan_mnist.config import (
+    PRESET_FIELDS,
     TrainConfig,
     check_eval_samples,
     flag_name,
     make_config,
-    preset_values,
     resumed_config,
     saved_config,
 )
@@ -50,10 +50,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     resumes = kind == runfolder.RUN and (out / CHECKPOINT_DIR).is_dir()
     previous = saved_config(out) if resumes else None
     if previous is not None:  # a run continues with its own settings
+        preset = make_config(args.preset or "tutorial", model=previous.model)
         differ = [
             flag_name(k)
-            for k, v in preset_values(args.preset or "tutorial", previous.model).items()
-            if args.preset and overrides.get(k) is None and getattr(previous, k) != v
+            for k in PRESET_FIELDS
+            if args.preset
+            and overrides.get(k) is None
+            and getattr(previous, k) != getattr(preset, k)
         ]
         if differ:
             print(
