@@ -95,9 +95,10 @@ class TrainConfig:
     ema: float = _setting(
         0.0,
         "decay D of an exponential moving average of the generator's weights, from the "
-        "first step and bias-corrected (as Adam's moments are), so it spans about the last "
-        "1/(1-D) steps (0.999: 1,000); the averaged generator draws the previews, samples "
-        "and evaluations while the raw one trains (0 = off)",
+        "first step and bias-corrected (as Adam's moments are): once a run is well past "
+        "1/(1-D) steps it spans about the last 1/(1-D) (0.999: 1,000), before that all "
+        "its steps; the averaged generator draws the previews, samples and evaluations "
+        "while the raw one trains (0 = off)",
         fixed=True,
     )
     strategy: str = _setting(

@@ -114,7 +114,7 @@ def trained_cdcgan(tmp_path_factory, real_data_cache) -> Path:
             args = ["train", "--preset", "demo", "--model", "cdcgan", "--limit", "8000"]
             args += ["--epochs", "3", "--seed", "1", "--quiet", "--out", str(out)]
             # An average over about the last 100 of its 750 steps: the recipe's 0.999
-            # (1,000 steps) would reach back to the random start.
+            # (1,000 steps) would weigh its first, untrained steps as much as its last.
             args += ["--ema", "0.99"]
             result = run_cli(*args, env={"GAN_MNIST_CACHE": str(real_data_cache)})
             assert result.returncode == 0, result.stderr[-2000:]
