@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import select
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +23,20 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two test processes on the two cores: one thread each for
     # TensorFlow's ops (and the training processes they start), so they do not fight.
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+
+
+# The modules whose tests take longest (each runs notebooks, several training
+# processes or a browser), run first so that the two test processes finish together
+# instead of one waiting for the other's last long test (`make test`: -n 2).
+LONGEST_FIRST = ("test_colab", "test_notebook", "test_devices", "test_app", "test_faults")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    def rank(item) -> int:
+        module = item.path.stem
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module's own order is kept
 
 
 def fake_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -134,14 +153,121 @@ def smoke_train_args(data: Path, out: Path, epochs: int, seed: int | None = None
 
 
 def run_cli(
-    *args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    env: dict | None = None,
+    fresh: bool = False,
 ) -> subprocess.CompletedProcess:
-    """`python -m gan_mnist ARGS` in a fresh process, as a user would run it."""
-    return subprocess.run(
-        [sys.executable, "-m", "gan_mnist", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    """`python -m gan_mnist ARGS` in a process of its own, as a user would run it.
+
+    The process is a fork of `tests/cli_server.py`, which has imported TensorFlow
+    once for this test process (about five seconds saved a command); ``fresh=True``
+    starts a new interpreter instead, for the tests of what happens while TensorFlow
+    loads (its start-up log, ``--debug``)."""
+    if fresh:
+        return subprocess.run(
+            [sys.executable, "-m", "gan_mnist", *map(str, args)],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+    command = start_cli(*args, cwd=cwd, env=env, timeout=timeout)
+    stdout, stderr = command.communicate()
+    if command.timed_out:
+        raise subprocess.TimeoutExpired(command.args, timeout, stdout, stderr)
+    return subprocess.CompletedProcess(command.args, command.returncode, stdout, stderr)
+
+
+def start_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
+    """`python -m gan_mnist ARGS` started (a fork of `tests/cli_server.py`, as in
+    `run_cli`) and not waited for: a `Command`, for the tests that signal it."""
+    return Command([str(a) for a in args], cwd, {**os.environ, **(env or {})}, timeout)
+
+
+class Command:
+    """A command running in a fork of `tests/cli_server.py`, with the part of
+    `subprocess.Popen` the tests use: ``pid``, ``poll``, ``wait``, ``communicate``,
+    ``send_signal``, ``kill``, ``returncode``; ``stdout`` and ``stderr`` are files
+    holding what it has written so far. It is killed if it outlives ``timeout``."""
+
+    def __init__(self, argv: list[str], cwd: Path | None, env: dict, timeout: float):
+        self.args = [sys.executable, "-m", "gan_mnist", *argv]
+        self._folder = Path(tempfile.mkdtemp(prefix="gan-cli-"))
+        request = {
+            "argv": argv,
+            "cwd": str(cwd or Path.cwd()),
+            "env": env,
+            "stdout": str(self._folder / "stdout"),
+            "stderr": str(self._folder / "stderr"),
+            "timeout": timeout,
+        }
+        for name in ("stdout", "stderr"):  # there to read from the start
+            (self._folder / name).touch()
+        self.stdout = open(self._folder / "stdout", encoding="utf-8")
+        self.stderr = open(self._folder / "stderr", encoding="utf-8")
+        self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._connection.connect(str(_command_server()))
+        self._connection.sendall(json.dumps(request).encode() + b"\n")
+        self._answers = self._connection.makefile("rb")
+        self.pid = self._answer()["pid"]
+        self.returncode: int | None = None
+        self.timed_out = False
+
+    def _answer(self) -> dict:
+        line = self._answers.readline()
+        if not line:
+            raise RuntimeError("tests/cli_server.py stopped without answering")
+        return json.loads(line)
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self._connection], [], [], 0)[0]:
+            self.wait()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if not select.select([self._connection], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            answer = self._answer()
+            self.timed_out = answer.get("timeout", False)
+            self.returncode = -signal.SIGKILL if self.timed_out else answer["returncode"]
+            self._connection.close()
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        self.wait(timeout)
+        out, err = self.stdout.read(), self.stderr.read()
+        self.stdout.close()
+        self.stderr.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+        return out, err
+
+    def send_signal(self, number: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, number)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+_SERVER: dict = {}
+
+
+def _command_server() -> Path:
+    """The socket of this test process's `tests/cli_server.py`, started on first use;
+    it stops when this process ends (its stdin closes)."""
+    if "socket" not in _SERVER:
+        folder = Path(tempfile.mkdtemp(prefix="gan-cli-server-"))
+        server = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "cli_server.py"), str(folder / "socket")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if server.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"tests/cli_server.py did not start (exit {server.wait()})")
+        _SERVER.update(socket=folder / "socket", process=server)
+    return _SERVER["socket"]

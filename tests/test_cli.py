@@ -12,6 +12,30 @@ import pytest
 from tests.conftest import copy_run, run_cli, smoke_train_args
 
 
+def test_the_tests_runner_gives_what_a_fresh_process_gives(tmp_path):
+    """`run_cli` forks tests/cli_server.py (TensorFlow imported once) instead of
+    starting Python: the exit status, both streams, the working folder and the
+    environment must be those of a fresh `python -m gan_mnist`."""
+    here = tmp_path / "here"
+    (here / "empty").mkdir(parents=True)
+    cases = [
+        ["train", "--preset", "nope"],  # argparse's usage error (SystemExit)
+        ["sample", "empty", "--out", "s.npz"],  # a folder found in the working folder
+    ]
+    env = {"GAN_MNIST_CACHE": str(tmp_path / "cache"), "COLUMNS": "61"}
+    for args in cases:
+        served = run_cli(*args, cwd=here, env=env)
+        fresh = run_cli(*args, cwd=here, env=env, fresh=True)
+        assert served.returncode == 2, served.stderr
+        assert (served.returncode, served.stdout, served.stderr) == (
+            fresh.returncode,
+            fresh.stdout,
+            fresh.stderr,
+        ), args
+    assert "empty holds no checkpoint" in served.stderr  # found in the working folder
+    assert sorted(p.name for p in here.iterdir()) == ["empty"]
+
+
 def test_help_is_the_manual():
     result = run_cli("train", "--help")
     assert result.returncode == 0
@@ -241,7 +265,8 @@ TENSORFLOW_LOG = re.compile(r"^[IWE]\d{4} |absl::InitializeLog|rebuild TensorFlo
 def test_a_train_into_a_log_file_is_one_line_per_epoch_without_tensorflow_noise(tmp_path, tiny_npz):
     # stdout is a pipe here, as with `make demo > log` or CI: no progress bar redraws.
     args = ["train", "--preset", "smoke", "--epochs", 2, "--data", tiny_npz, "--seed", 1]
-    result = run_cli(*args, "--out", tmp_path / "r")
+    # Fresh interpreters: TensorFlow's start-up log is what this test is about.
+    result = run_cli(*args, "--out", tmp_path / "r", fresh=True)
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stdout and "━" not in result.stdout
     assert [line[:9] for line in result.stdout.splitlines() if line.startswith("epoch ")] == [
@@ -250,7 +275,7 @@ def test_a_train_into_a_log_file_is_one_line_per_epoch_without_tensorflow_noise(
     ]
     assert not TENSORFLOW_LOG.search(result.stdout + result.stderr), result.stderr
     # --debug (like a TF_CPP_MIN_LOG_LEVEL of the user's) lets TensorFlow's own log through.
-    debug = run_cli("--debug", *args, "--out", tmp_path / "d", "--epochs", 1)
+    debug = run_cli("--debug", *args, "--out", tmp_path / "d", "--epochs", 1, fresh=True)
     assert debug.returncode == 0 and TENSORFLOW_LOG.search(debug.stderr)
 
 

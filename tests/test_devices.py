@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, smoke_train_args
+from conftest import REPO, run_cli, smoke_train_args, start_cli
 
 from gan_mnist.checkpoint_files import load_generator
 from gan_mnist.config import make_config, saved_config
@@ -204,16 +204,8 @@ def start_workers(args: list[str], scratch: Path) -> list[subprocess.Popen]:
     workers = []
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)}
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "gan_mnist", *args, "--strategy", "multiworker"],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-        )
+        env = {"TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)}
+        workers.append(start_cli(*args, "--strategy", "multiworker", env=env))
     return workers
 
 

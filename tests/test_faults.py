@@ -3,7 +3,6 @@ then run again, as a user would. After each, the run must be whole: every epoch'
 image once and readable, the GIF, montage and ZIP holding every epoch once,
 history.csv one row per epoch, no temporary files, and a checkpoint that restores."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,19 +13,13 @@ import imageio.v3 as iio
 import pytest
 from PIL import Image
 
-from tests.conftest import copy_run, run_cli, smoke_train_args
+from tests.conftest import copy_run, run_cli, smoke_train_args, start_cli
 
 EPOCHS = 4
 
 
 def start(args, env=None):
-    return subprocess.Popen(
-        [sys.executable, "-m", "gan_mnist", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+    return start_cli(*args, env=env)
 
 
 def finish(process, timeout=240):

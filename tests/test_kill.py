@@ -1,24 +1,21 @@
 """Fault injection: SIGKILL a training process after its first checkpoint, then resume."""
 
 import signal
-import subprocess
-import sys
 import time
 
 import imageio.v3 as iio
 
-from tests.conftest import run_cli, smoke_train_args
+from tests.conftest import run_cli, smoke_train_args, start_cli
+
+EPOCHS = 12
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_npz):
     out = tmp_path / "run"
-    args = smoke_train_args(tiny_npz, out, epochs=40, seed=5)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gan_mnist", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # 12 epochs of about a third of a second: still training when the kill lands
+    # (within 50 ms of the first checkpoint), and few to train again.
+    args = smoke_train_args(tiny_npz, out, epochs=EPOCHS, seed=5)
+    process = start_cli(*args)
     index = out / "training_checkpoints" / "checkpoint"
     deadline = time.monotonic() + 240
     while not index.exists() and time.monotonic() < deadline and process.poll() is None:
@@ -34,13 +31,13 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_npz):
     resumed = [line for line in result.stdout.splitlines() if line.startswith("resuming")]
     assert resumed, result.stdout
     epoch = int(resumed[0].split("epoch ")[1].split()[0])
-    assert 1 <= epoch < 40
-    assert f"epoch {epoch + 1}/40" in result.stdout
-    assert f"epoch {epoch}/40:" not in result.stdout  # the checkpointed epochs are not redone
+    assert 1 <= epoch < EPOCHS
+    assert f"epoch {epoch + 1}/{EPOCHS}" in result.stdout
+    assert f"epoch {epoch}/{EPOCHS}:" not in result.stdout  # the checkpointed epochs are not redone
     images = sorted(p.name for p in (out / "DCGAN_Images").iterdir())
-    assert images == [f"image_at_epoch_{e:04d}.png" for e in range(1, 41)]
-    assert iio.imread(out / "dcgan_animation.gif", index=None).shape[0] == 40
+    assert images == [f"image_at_epoch_{e:04d}.png" for e in range(1, EPOCHS + 1)]
+    assert iio.imread(out / "dcgan_animation.gif", index=None).shape[0] == EPOCHS
     with open(out / "history.csv") as f:
-        assert [line.split(",")[0] for line in f][1:] == [str(e) for e in range(1, 41)]
+        assert [line.split(",")[0] for line in f][1:] == [str(e) for e in range(1, EPOCHS + 1)]
     for name in ("generator.keras", "dcgan_animation.png", "dcgan_images.zip", "losses.png"):
         assert (out / name).exists(), name
