@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +215,8 @@ class Command:
         self._connection.sendall(json.dumps(request).encode() + b"\n")
         self._answers = self._connection.makefile("rb")
         self.pid = self._answer()["pid"]
+        # Its folder goes when the object does, whether or not a test communicates.
+        weakref.finalize(self, _remove, self._folder, self.stdout, self.stderr)
         self.returncode: int | None = None
         self.timed_out = False
 
@@ -239,18 +243,21 @@ class Command:
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
         self.wait(timeout)
-        out, err = self.stdout.read(), self.stderr.read()
-        self.stdout.close()
-        self.stderr.close()
-        shutil.rmtree(self._folder, ignore_errors=True)
-        return out, err
+        return self.stdout.read(), self.stderr.read()
 
     def send_signal(self, number: int) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, number)
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # ended a moment ago
+                os.kill(self.pid, number)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def _remove(folder: Path, *files) -> None:
+    for file in files:
+        file.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 _SERVER: dict = {}

@@ -12,11 +12,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from gan_mnist.config import TrainConfig as TUTORIAL  # its defaults: the tutorial's
 from gan_mnist.models.base import GanModels, family_models
 from gan_mnist.models.dcgan import IMAGE_SHAPE
 
 
-def build_generator(noise_dim: int = 100, base_filters: int = 64) -> keras.Model:
+def build_generator(noise_dim: int = TUTORIAL.noise_dim, base_filters: int = 64) -> keras.Model:
     """Noise (batch, noise_dim) -> images (batch, 28, 28, 1) in [0, 1]."""
     f = base_filters
     stack = [keras.Input(shape=(noise_dim,))]
@@ -35,7 +36,7 @@ def build_generator(noise_dim: int = 100, base_filters: int = 64) -> keras.Model
     return keras.Sequential(stack, name="generator")
 
 
-def build_discriminator(base_filters: int = 64, dropout: float = 0.3) -> keras.Model:
+def build_discriminator(base_filters: int = 64, dropout: float = TUTORIAL.dropout) -> keras.Model:
     """Images (batch, 28, 28, 1) in [0, 1] -> logits (batch, 1)."""
     f = base_filters
     stack = [keras.Input(shape=IMAGE_SHAPE), layers.Flatten()]  # (batch, 784)
