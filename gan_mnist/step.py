@@ -129,6 +129,12 @@ def compile_step(state: TrainingState):
         if update_average is not None:
             update_average()
 
+    return calls_of(one_step)
+
+
+def calls_of(one_step):
+    """``run_steps(iterator, n)``: ``n`` calls of the training step ``one_step`` in one
+    compiled call (its `graphs()` counts the traces of the loop, for the tests)."""
     # autograph=False: no loop or branch on a tensor to rewrite, so it is traced as
     # written (about 0.8 s off each run's start); `several` needs it for tf.range.
     single = tf.function(one_step, autograph=False)

@@ -37,7 +37,6 @@ import signal
 import socket
 import sys
 import tempfile
-import time
 
 # The package first (its start-up filter wraps the import of TensorFlow, as in
 # `python -m gan_mnist`), then the modules the commands import, and with them
@@ -96,18 +95,13 @@ def serve_one(connection: socket.socket) -> None:
             run_command(request)
         stream.write(json.dumps({"pid": runner}).encode() + b"\n")
         stream.flush()
-        deadline = time.monotonic() + request["timeout"]
-        while True:
-            done, status = os.waitpid(runner, os.WNOHANG)
-            if done:
-                answer = {"returncode": os.waitstatus_to_exitcode(status)}
-                break
-            if time.monotonic() > deadline:
-                os.kill(runner, signal.SIGKILL)
-                os.waitpid(runner, 0)
-                answer = {"timeout": True}
-                break
-            time.sleep(0.02)
+        ended = os.pidfd_open(runner)  # readable once the runner has ended
+        in_time = select.select([ended], [], [], request["timeout"])[0]
+        if not in_time:
+            os.kill(runner, signal.SIGKILL)
+        status = os.waitpid(runner, 0)[1]
+        os.close(ended)
+        answer = {"returncode": os.waitstatus_to_exitcode(status)} if in_time else {"timeout": True}
         stream.write(json.dumps(answer).encode() + b"\n")
         stream.flush()
 

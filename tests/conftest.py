@@ -198,18 +198,12 @@ class Command:
     def __init__(self, argv: list[str], cwd: Path | None, env: dict, timeout: float):
         self.args = [sys.executable, "-m", "gan_mnist", *argv]
         self._folder = Path(tempfile.mkdtemp(prefix="gan-cli-"))
-        request = {
-            "argv": argv,
-            "cwd": str(cwd or Path.cwd()),
-            "env": env,
-            "stdout": str(self._folder / "stdout"),
-            "stderr": str(self._folder / "stderr"),
-            "timeout": timeout,
-        }
-        for name in ("stdout", "stderr"):  # there to read from the start
-            (self._folder / name).touch()
-        self.stdout = open(self._folder / "stdout", encoding="utf-8")
-        self.stderr = open(self._folder / "stderr", encoding="utf-8")
+        outputs = {name: self._folder / name for name in ("stdout", "stderr")}
+        for path in outputs.values():  # there to read from the start
+            path.touch()
+        self.stdout, self.stderr = (open(p, encoding="utf-8") for p in outputs.values())
+        request = {"argv": argv, "cwd": str(cwd or Path.cwd()), "env": env, "timeout": timeout}
+        request.update({name: str(path) for name, path in outputs.items()})
         self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._connection.connect(str(_command_server()))
         self._connection.sendall(json.dumps(request).encode() + b"\n")
