@@ -168,6 +168,22 @@ SETUPS: dict[str, Setup] = {
         "fast",
         {"base_filters": 32, "epochs": 16, "ema": 0.9999},
     ),
+    # --lr-decay linear: both learning rates fall to 0 over the run.
+    "demo-lr-linear": Setup(
+        "the demo (half width, 4 epochs of all 60,000), --lr-decay linear",
+        "demo",
+        {"lr_decay": "linear"},
+    ),
+    "fast-f32-16-lr-linear": Setup(
+        "half width, all 60,000 images, 16 epochs, --lr-decay linear",
+        "fast",
+        {"base_filters": 32, "epochs": 16, "lr_decay": "linear"},
+    ),
+    "fast-6-lr-linear": Setup(
+        "the paper's width, 6 epochs of all 60,000 images, --lr-decay linear",
+        "fast",
+        {"epochs": 6, "lr_decay": "linear"},
+    ),
     "fast-6-epochs": Setup(
         "the fast now, 6 epochs of all 60,000 images (inside 20 minutes)", "fast", {"epochs": 6}
     ),

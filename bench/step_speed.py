@@ -44,7 +44,7 @@ def main() -> None:
             base, **{k: type(getattr(base, k))(v) for k, v in changes.items()}
         )
         state = TrainingState(config, tempfile.mkdtemp())
-        step = compile_step(state)
+        step = compile_step(state, len(data.x_train) // config.batch_size)
         n = config.steps_per_call or 1
         batches = iter(make_dataset(data.x_train, data.y_train, config.batch_size, 0).repeat())
         for _ in range(20 // n + 1):  # compile and warm up

@@ -22,6 +22,9 @@ from gan_mnist.metrics import NEIGHBOURS
 from gan_mnist.models import FAMILIES
 from gan_mnist.runfolder import EARLIER_RUN, is_earlier_run
 
+# How the learning rates move over a run (--lr-decay; `gan_mnist.step` applies them).
+LR_DECAYS = ("off", "linear")
+
 
 def _setting(
     default: Any, help: str, *, fixed: bool = False, choices=None, flag: bool = True
@@ -71,6 +74,14 @@ class TrainConfig:
     gen_lr: float = _setting(1e-4, "generator Adam learning rate")
     disc_lr: float = _setting(1e-4, "discriminator Adam learning rate")
     beta_1: float = _setting(0.9, "Adam beta_1 for both optimizers (the DCGAN paper uses 0.5)")
+    lr_decay: str = _setting(
+        "off",
+        "learning-rate schedule: off = the rates stay as given; linear = both fall in a "
+        "straight line from the given rates at the first step to 0 after the last step of "
+        "--epochs (resumed with a larger --epochs, the run follows the longer line from "
+        "where it is)",
+        choices=LR_DECAYS,
+    )
     num_examples: int = _setting(
         16,
         "fixed noise vectors drawn in each epoch's preview grid (conditional models: "

@@ -30,12 +30,12 @@ def run_epochs(state, summary, images, labels, data, stop, progress, on_epoch_en
     budget, recording each epoch and checkpointing as the clock says."""
     config, out_dir, history = state.config, summary.out_dir, summary.history
     done, skip = summary.last_epoch, int(state.step_in_epoch.numpy())
-    run_step = compile_step(state)
+    steps = len(images) // config.batch_size
+    run_step = compile_step(state, steps)
     recorder = EpochRecorder(state, out_dir, history, data)
     # Every worker of a multi-worker run must save at the same steps: by epochs only.
     minutes = 0 if state.runtime.name == "multiworker" else config.checkpoint_minutes
     clock = CheckpointClock(minutes, max_minutes)
-    steps = len(images) // config.batch_size
     for epoch in range(done + 1, config.epochs + 1):
         if progress == "bar":
             print(f"Epoch {epoch}/{config.epochs}")

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from gan_mnist.losses import LOSSES, GanLoss
 from gan_mnist.models.base import GanModels
-from gan_mnist.state import TrainingState
+from gan_mnist.state import TrainingState, adam_of
 
 
 def make_train_step(
@@ -88,15 +88,16 @@ def make_train_step(
     return train_step
 
 
-def compile_step(state: TrainingState):
+def compile_step(state: TrainingState, steps_per_epoch: int):
     """The run's train step, compiled into a TensorFlow graph, with its bookkeeping.
 
     Each call runs ``n`` steps from a (distributed) batch iterator: each step runs
     per replica under the strategy (`strategy.run`), its losses are summed over the
     replicas (each is already divided by the global batch), added to the epoch's
     sums and checked for NaN, all on the device, and the averaged generator (--ema)
-    moves toward the trained one. The loop reads the sums a few times a second
-    instead of waiting for every step.
+    moves toward the trained one; with --lr-decay, each step first sets both learning
+    rates (``steps_per_epoch`` places the run's last step). The loop reads the sums a
+    few times a second instead of waiting for every step.
     """
     config, runtime = state.config, state.runtime
     strategy = runtime.strategy
@@ -111,12 +112,15 @@ def compile_step(state: TrainingState):
     if runtime.jit_compile:  # XLA: the step's ops fused per replica
         step = tf.function(step, jit_compile=True, autograph=False)
     update_average = average_update(state)
+    set_learning_rates = learning_rate_update(state, config.epochs * steps_per_epoch)
 
     def replica_step(images, labels):
         losses = step(images, labels)
         return tf.stack([losses["d_loss"], losses["g_loss"]])  # one all-reduce for both
 
     def one_step(iterator):
+        if set_learning_rates is not None:
+            set_learning_rates()
         images, labels = next(iterator)
         losses = strategy.reduce("SUM", strategy.run(replica_step, (images, labels)), axis=None)
         d_loss, g_loss = losses[0], losses[1]
@@ -185,5 +189,31 @@ def average_update(state: TrainingState):
         decay = ema * (1.0 - ema ** (t - 1.0)) / (1.0 - ema**t)
         for average, trained in pairs:
             average.assign(decay * average + (1.0 - decay) * trained)
+
+    return update
+
+
+def learning_rate_update(state: TrainingState, last_step: int):
+    """The --lr-decay update, or None (off): before the step that makes t batches
+    trained, each Adam's rate becomes its --gen-lr or --disc-lr times (1 - (t - 1) /
+    last_step), the ``linear`` line from the full rate at the first step to 0 after
+    ``last_step`` (the run's --epochs times its steps an epoch). It follows the run's
+    step count, which the checkpoint holds, so a resumed run goes on along the line."""
+    if state.config.lr_decay == "off":
+        return None
+    rates = [
+        (adam_of(optimizer).learning_rate, rate)
+        for optimizer, rate in (
+            (state.generator_optimizer, state.config.gen_lr),
+            (state.discriminator_optimizer, state.config.disc_lr),
+        )
+    ]
+    last = float(max(last_step, 1))
+
+    def update():
+        done = tf.cast(state.step, tf.float32)  # batches trained before this one
+        left = tf.maximum(0.0, 1.0 - done / last)
+        for variable, rate in rates:
+            variable.assign(rate * left)
 
     return update

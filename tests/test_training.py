@@ -323,7 +323,7 @@ def test_a_float16_first_step_skipped_for_an_overflow_leaves_the_average_finite(
 
     state = TrainingState(smoke(ema=0.9, epochs=1, mixed_precision="float16"), tmp_path)
     state.generator_optimizer.dynamic_scale.assign(1e38)  # float16 gradients overflow
-    run_steps = compile_step(state)
+    run_steps = compile_step(state, steps_per_epoch=8)
     run_steps(iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7)), 1)
     assert int(adam_of(state.generator_optimizer).iterations.numpy()) == 0  # skipped
     for average, trained in zip(
@@ -339,7 +339,7 @@ def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_sampl
 
     config = smoke(ema=0.9, epochs=1)
     state = TrainingState(config, tmp_path / "by_hand")
-    run_steps = compile_step(state)
+    run_steps = compile_step(state, steps_per_epoch=8)
     batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7))
     for t in (1, 2, 10):  # t: the generator's step count after the step
         before = [w.numpy() for w in state.average_generator.weights]
@@ -397,7 +397,7 @@ def test_several_steps_per_call_trace_one_graph_for_any_count(tmp_path, tiny):
     from gan_mnist.step import compile_step
 
     state = TrainingState(smoke(epochs=1), tmp_path)
-    run_steps = compile_step(state)
+    run_steps = compile_step(state, steps_per_epoch=8)
     batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7).repeat())
     for n in (2, 3, 5):  # an epoch's last call and a resume's offset give other counts
         run_steps(batches, n)
@@ -428,3 +428,45 @@ def test_a_worker_that_is_not_the_chief_writes_only_its_checkpoints(tmp_path, ti
 
     assert not shared.exists()  # the run's folder is the chief's to make and write
     assert set(scratch_files) == {"training_checkpoints"}
+
+
+def test_lr_decay_linear_sets_both_rates_from_the_runs_step_count_also_after_a_resume(
+    tmp_path, tiny
+):
+    from gan_mnist.pipeline import make_dataset
+    from gan_mnist.state import adam_of
+    from gan_mnist.step import compile_step
+
+    def rates(state):
+        return [
+            float(adam_of(o).learning_rate.numpy())
+            for o in (state.generator_optimizer, state.discriminator_optimizer)
+        ]
+
+    config = smoke(lr_decay="linear", epochs=1, gen_lr=2e-4, disc_lr=1e-4)
+    state = TrainingState(config, tmp_path / "by_hand")
+    run_steps = compile_step(state, steps_per_epoch=8)  # the line ends after step 8
+    batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7))
+    run_steps(batches, 1)
+    np.testing.assert_allclose(rates(state), [2e-4, 1e-4], rtol=1e-6)  # full at step 1
+    run_steps(batches, 5)  # steps 2 to 6 (one compiled loop): step 6 had 1 - 5/8
+    np.testing.assert_allclose(rates(state), [2e-4 * 3 / 8, 1e-4 * 3 / 8], rtol=1e-5)
+
+    # The smoke preset's 256 images of batch 32: 8 steps an epoch. A run of one epoch,
+    # resumed to two: the line now ends after step 16, and the 9th step is halfway.
+    train(config, tmp_path / "run", data=tiny, quiet=True)
+    longer = smoke(lr_decay="linear", epochs=2, gen_lr=2e-4, disc_lr=1e-4)
+    resumed = TrainingState(longer, tmp_path / "run")
+    resumed.restore()
+    assert resumed.global_step == 8
+    assert rates(resumed) == pytest.approx([2e-4, 1e-4])  # the settings, until a step
+    compile_step(resumed, steps_per_epoch=8)(
+        iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7)), 1
+    )
+    np.testing.assert_allclose(rates(resumed), [1e-4, 0.5e-4], rtol=1e-5)
+
+    off = TrainingState(smoke(epochs=1, gen_lr=2e-4, disc_lr=1e-4), tmp_path / "off")
+    compile_step(off, steps_per_epoch=8)(
+        iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7)), 3
+    )
+    assert rates(off) == pytest.approx([2e-4, 1e-4])
