@@ -12,14 +12,16 @@ unsupported CPU, a CUDA failure) the last lines it wrote still reach the user: t
 filter reads on until the pipe closes. `install` wraps the import of
 ``tensorflow`` in it; the command line runs each whole command in it.
 
-A program that imports the package (a notebook, a script) has only its import of
-TensorFlow filtered: TensorFlow's ERROR lines after it reach its file descriptor 2
-as they are (the remapper line once per traced training step; Jupyter shows them in
-the server's log, not in the notebook). In the command line, what goes to file
-descriptor 2 passes through the filter process, so with both streams sent to one
-place (``2>&1``) a line of stderr can land a moment after a later line of stdout. A
-user who sets ``TF_CPP_MIN_LOG_LEVEL`` themselves (any value), or passes
-``--debug``, sees everything unfiltered.
+A program that imports the package (a notebook, a script) has its import of
+TensorFlow and each `gan_mnist.training.train` filtered (`held_back`): Jupyter's
+kernel forwards file descriptor 2 into the cell's output, where the remapper line
+of every traced training step would otherwise show; TensorFlow's lines outside
+those (a learner's own training step in Part 1 of the notebook) reach it as they
+are. In the command line, what goes to file descriptor 2 passes through the filter
+process, so with both streams sent to one place (``2>&1``) a line of stderr can
+land a moment after a later line of stdout. A user who sets
+``TF_CPP_MIN_LOG_LEVEL`` themselves (any value), or passes ``--debug``, sees
+everything unfiltered.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ START_UP = (
 # reason it is not used, and it shows.
 HARMLESS = (
     r"E\d{4} [\d:.]+ +\d+ meta_optimizer\.cc:\d+\] remapper failed: INVALID_ARGUMENT: "
-    r"Mutation::Apply error: fanout '[^']*LeakyReluGrad' exist for missing node .*",
+    r"Mutation::Apply error: fanout '[^']*LeakyReluGrad(?:_\d+)?' exist for missing node .*",
 )
 NO_GPU_HARMLESS = (r"E\d{4} [\d:.]+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit: .*",)
 
@@ -146,6 +148,14 @@ def filtered_stderr() -> Iterator[None]:
 _FILTERING: list[subprocess.Popen] = []
 
 
+def held_back() -> contextlib.AbstractContextManager:
+    """`filtered_stderr`, unless the user asked to see TensorFlow's whole log (their
+    own ``TF_CPP_MIN_LOG_LEVEL``, or ``--debug``: `uninstall(everything=True)`)."""
+    if chosen_by_user() or _FINDER.show_all:
+        return contextlib.nullcontext()
+    return filtered_stderr()
+
+
 class _QuietLoader(importlib.abc.Loader):
     """The real loader of ``tensorflow``, run with `filtered_stderr`."""
 
@@ -173,6 +183,7 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
     """Finds ``tensorflow`` as the other finders do, with its loader wrapped."""
 
     set_level = False  # whether `install` set TF_CPP_MIN_LOG_LEVEL in this process
+    show_all = False  # --debug: `uninstall(everything=True)` was called
 
     def find_spec(self, name, path=None, target=None):
         if name != "tensorflow":
@@ -211,6 +222,7 @@ def uninstall(everything: bool = False) -> None:
     level `install` chose, if TensorFlow is not imported yet."""
     if _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
+    _FINDER.show_all = _FINDER.show_all or everything
     if everything and _FINDER.set_level:
         os.environ.pop(LEVEL_ENV, None)
         os.environ.pop(OURS_ENV, None)

@@ -36,6 +36,7 @@ from gan_mnist.guards import (
     run_lock,
 )
 from gan_mnist.models.base import GanModels, fingerprint
+from gan_mnist.quiet import held_back
 from gan_mnist.records import (
     progress_mode,
     read_history,
@@ -109,6 +110,13 @@ def train(
         UserError: bad settings or data, or another process writing to ``out_dir``.
         TrainingDiverged: a loss became NaN/Inf; the last good checkpoint is kept.
     """
+    # TensorFlow's harmless lines held back, also where Jupyter shows file descriptor 2.
+    with held_back():
+        return _train(config, out_dir, data, models, quiet, progress, on_epoch_end, max_minutes)
+
+
+def _train(config, out_dir, data, models, quiet, progress, on_epoch_end, max_minutes):
+    """`train`, its arguments as given."""
     if models is not None:
         config = replace(config, architecture=fingerprint(models))
     place = runtime(config)  # first: the strategy must exist before other TF work

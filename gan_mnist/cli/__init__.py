@@ -5,7 +5,6 @@ its help), `commands.py` what each command does; this module runs one."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 from gan_mnist import quiet
@@ -25,8 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet.uninstall(everything=True)  # TensorFlow's own log too
     # The whole command's file descriptor 2 through the filter of TensorFlow's
     # harmless lines (its errors, and the last lines of a native abort, still show).
-    unfiltered = args.debug or quiet.chosen_by_user()
-    with contextlib.nullcontext() if unfiltered else quiet.filtered_stderr():
+    with quiet.held_back():
         return _run(args)
 
 
