@@ -13,13 +13,14 @@ filter reads on until the pipe closes. `install` wraps the import of
 ``tensorflow`` in it; the command line runs each whole command in it.
 
 A program that imports the package (a notebook, a script) has its import of
-TensorFlow and each `gan_mnist.training.train` filtered (`held_back`): Jupyter's
-kernel forwards file descriptor 2 into the cell's output, where the remapper line
-of every traced training step would otherwise show; TensorFlow's lines outside
-those (a learner's own training step in Part 1 of the notebook) reach it as they
-are. In the command line, what goes to file descriptor 2 passes through the filter
-process, so with both streams sent to one place (``2>&1``) a line of stderr can
-land a moment after a later line of stdout. A user who sets
+TensorFlow filtered, and during each `gan_mnist.training.train` the harmless lines
+only (`held_back(start_up=False)`): Jupyter's kernel forwards file descriptor 2
+into the cell's output, where the remapper line of every traced training step
+would otherwise show. TensorFlow's lines outside those (a learner's own training
+step in Part 1 of the notebook) reach it as they are. In the command line, and
+during `train` called from Python, what goes to file descriptor 2 passes through
+the filter process, so with both streams sent to one place (``2>&1``) a line of
+stderr can land a moment after a later line of stdout. A user who sets
 ``TF_CPP_MIN_LOG_LEVEL`` themselves (any value), or passes ``--debug``, sees
 everything unfiltered.
 """
@@ -90,18 +91,20 @@ def has_a_gpu_device() -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/dxg").exists()
 
 
-def noise_pattern() -> str:
-    """The lines `filtered_stderr` drops, as one regular expression."""
-    held = START_UP + HARMLESS
+def noise_pattern(start_up: bool = True) -> str:
+    """The lines `filtered_stderr` drops, as one regular expression: the harmless
+    ERROR lines, and with ``start_up`` the start-up log too."""
+    held = (START_UP if start_up else ()) + HARMLESS
     if not has_a_gpu_device():
         held += NO_GPU_HARMLESS
     return "|".join(f"(?:{pattern})" for pattern in held)
 
 
 @contextlib.contextmanager
-def filtered_stderr() -> Iterator[None]:
+def filtered_stderr(start_up: bool = True) -> Iterator[None]:
     """File descriptor 2 through the filter process while the block runs (nested
-    blocks share the outer one's); afterwards the filter has written everything."""
+    blocks share the outer one's), dropping `noise_pattern(start_up)`; afterwards
+    the filter has written everything."""
     if _FILTERING:
         yield
         return
@@ -116,7 +119,7 @@ def filtered_stderr() -> Iterator[None]:
         if not sys.executable:
             raise OSError("no Python interpreter to start the filter")
         child = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", FILTER, noise_pattern()],
+            [sys.executable, "-I", "-S", "-c", FILTER, noise_pattern(start_up)],
             stdin=read_end,
             stdout=saved,
             stderr=saved,  # the filter's own failure, if any, is seen
@@ -140,20 +143,26 @@ def filtered_stderr() -> Iterator[None]:
         os.close(saved)
         try:
             child.wait(timeout=5)  # at once, unless a process we started still holds it
-        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        except subprocess.TimeoutExpired:
             child.kill()  # that process's later lines are lost rather than printed late
             child.wait()
+        except KeyboardInterrupt:  # Ctrl-C while waiting: the caller's to handle
+            child.kill()
+            child.wait()
+            raise
 
 
 _FILTERING: list[subprocess.Popen] = []
 
 
-def held_back() -> contextlib.AbstractContextManager:
-    """`filtered_stderr`, unless the user asked to see TensorFlow's whole log (their
-    own ``TF_CPP_MIN_LOG_LEVEL``, or ``--debug``: `uninstall(everything=True)`)."""
+def held_back(start_up: bool = True) -> contextlib.AbstractContextManager:
+    """`filtered_stderr(start_up)`, unless the user asked to see TensorFlow's whole
+    log: their own ``TF_CPP_MIN_LOG_LEVEL``, or ``--debug`` in this process
+    (`uninstall(everything=True)`, which lasts for the process as the log level it
+    drops does)."""
     if chosen_by_user() or _FINDER.show_all:
         return contextlib.nullcontext()
-    return filtered_stderr()
+    return filtered_stderr(start_up)
 
 
 class _QuietLoader(importlib.abc.Loader):

@@ -88,7 +88,7 @@ def make_train_step(
     return train_step
 
 
-def compile_step(state: TrainingState, steps_per_epoch: int):
+def compile_step(state: TrainingState, steps_per_epoch: int | None = None):
     """The run's train step, compiled into a TensorFlow graph, with its bookkeeping.
 
     Each call runs ``n`` steps from a (distributed) batch iterator: each step runs
@@ -96,8 +96,8 @@ def compile_step(state: TrainingState, steps_per_epoch: int):
     replicas (each is already divided by the global batch), added to the epoch's
     sums and checked for NaN, all on the device, and the averaged generator (--ema)
     moves toward the trained one; with --lr-decay, each step first sets both learning
-    rates (``steps_per_epoch`` places the run's last step). The loop reads the sums a
-    few times a second instead of waiting for every step.
+    rates (``steps_per_epoch``, needed then, places the run's last step). The loop
+    reads the sums a few times a second instead of waiting for every step.
     """
     config, runtime = state.config, state.runtime
     strategy = runtime.strategy
@@ -112,7 +112,7 @@ def compile_step(state: TrainingState, steps_per_epoch: int):
     if runtime.jit_compile:  # XLA: the step's ops fused per replica
         step = tf.function(step, jit_compile=True, autograph=False)
     update_average = average_update(state)
-    set_learning_rates = learning_rate_update(state, config.epochs * steps_per_epoch)
+    set_learning_rates = learning_rate_update(state, steps_per_epoch)
 
     def replica_step(images, labels):
         losses = step(images, labels)
@@ -193,25 +193,31 @@ def average_update(state: TrainingState):
     return update
 
 
-def learning_rate_update(state: TrainingState, last_step: int):
-    """The --lr-decay update, or None (off): before the step that makes t batches
-    trained, each Adam's rate becomes its --gen-lr or --disc-lr times (1 - (t - 1) /
-    last_step), the ``linear`` line from the full rate at the first step to 0 after
-    ``last_step`` (the run's --epochs times its steps an epoch). It follows the run's
-    step count, which the checkpoint holds, so a resumed run goes on along the line."""
-    if state.config.lr_decay == "off":
+def learning_rate_update(state: TrainingState, steps_per_epoch: int | None):
+    """The --lr-decay update, or None (off): before each step each Adam's rate becomes
+    its --gen-lr or --disc-lr times 1 - (steps done) / (the run's steps), the
+    ``linear`` line from the full rate at the first step to 0 after the last one of
+    --epochs. Steps are counted in the run's own units, epochs done times
+    ``steps_per_epoch`` plus the steps of the epoch under way (both in the
+    checkpoint), so a resumed run goes on along the line, also with another
+    --batch-size or --limit, and an epoch started again is on it where it was."""
+    config = state.config
+    if config.lr_decay == "off":
         return None
+    if not steps_per_epoch:
+        raise ValueError("--lr-decay needs the steps of an epoch (compile_step's steps_per_epoch)")
     rates = [
         (adam_of(optimizer).learning_rate, rate)
         for optimizer, rate in (
-            (state.generator_optimizer, state.config.gen_lr),
-            (state.discriminator_optimizer, state.config.disc_lr),
+            (state.generator_optimizer, config.gen_lr),
+            (state.discriminator_optimizer, config.disc_lr),
         )
     ]
-    last = float(max(last_step, 1))
+    per_epoch = tf.constant(steps_per_epoch, tf.int64)
+    last = float(config.epochs * steps_per_epoch)
 
     def update():
-        done = tf.cast(state.step, tf.float32)  # batches trained before this one
+        done = tf.cast(state.epoch * per_epoch + state.step_in_epoch, tf.float32)
         left = tf.maximum(0.0, 1.0 - done / last)
         for variable, rate in rates:
             variable.assign(rate * left)

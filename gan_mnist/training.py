@@ -111,7 +111,7 @@ def train(
         TrainingDiverged: a loss became NaN/Inf; the last good checkpoint is kept.
     """
     # TensorFlow's harmless lines held back, also where Jupyter shows file descriptor 2.
-    with held_back():
+    with held_back(start_up=False):
         return _train(config, out_dir, data, models, quiet, progress, on_epoch_end, max_minutes)
 
 

@@ -17,6 +17,7 @@ REMAPPER = (
     "Mutation::Apply error: fanout 'gradient_tape/discriminator_1/leaky_re_lu_4_1/"
     "LeakyRelu/LeakyReluGrad' exist for missing node 'discriminator_1/conv2d_1/BiasAdd'."
 )
+REMAPPER_1 = REMAPPER.replace("LeakyReluGrad'", "LeakyReluGrad_1'")  # a second trace's name
 FATAL = (
     "F0000 00:00:1796.4 7 cpu_feature_guard.cc:1] The TensorFlow library was compiled "
     "to use AVX instructions, but these aren't available on your machine."
@@ -56,12 +57,12 @@ def test_a_native_abort_during_the_import_still_shows_its_last_lines(tmp_path):
 def test_error_lines_show_and_only_the_harmless_ones_are_held_back_by_name(tmp_path):
     cuinit = "E0000 00:00:1796.5 7 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)"
     result = import_a_tensorflow_that_writes(
-        tmp_path, [START_UP, REAL_ERROR, REMAPPER, cuinit, "a line without a newline"]
+        tmp_path, [START_UP, REAL_ERROR, REMAPPER, REMAPPER_1, cuinit, "a line without a newline"]
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[:1] == [REAL_ERROR]
     assert "a line without a newline" in result.stderr
-    assert START_UP not in result.stderr and REMAPPER not in result.stderr
+    assert START_UP not in result.stderr and "remapper" not in result.stderr
     has_a_gpu = Path("/dev/nvidia0").exists() or Path("/dev/dxg").exists()
     assert (cuinit in result.stderr) == has_a_gpu
     # TensorFlow's own level for the rest of the process hides info and warnings

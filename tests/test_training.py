@@ -452,18 +452,23 @@ def test_lr_decay_linear_sets_both_rates_from_the_runs_step_count_also_after_a_r
     run_steps(batches, 5)  # steps 2 to 6 (one compiled loop): step 6 had 1 - 5/8
     np.testing.assert_allclose(rates(state), [2e-4 * 3 / 8, 1e-4 * 3 / 8], rtol=1e-5)
 
-    # The smoke preset's 256 images of batch 32: 8 steps an epoch. A run of one epoch,
-    # resumed to two: the line now ends after step 16, and the 9th step is halfway.
-    train(config, tmp_path / "run", data=tiny, quiet=True)
-    longer = smoke(lr_decay="linear", epochs=2, gen_lr=2e-4, disc_lr=1e-4)
-    resumed = TrainingState(longer, tmp_path / "run")
-    resumed.restore()
-    assert resumed.global_step == 8
-    assert rates(resumed) == pytest.approx([2e-4, 1e-4])  # the settings, until a step
-    compile_step(resumed, steps_per_epoch=8)(
-        iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7)), 1
-    )
-    np.testing.assert_allclose(rates(resumed), [1e-4, 0.5e-4], rtol=1e-5)
+    # Through train(): the smoke preset's 256 images, batch 32, 8 steps an epoch. Resumed
+    # to two epochs, the last step (the 16th) had 1 - 15/16; resumed with batch 16 (16
+    # steps an epoch, in the new units one epoch of 16 is done), its last had 1 - 31/32.
+    def saved_rates(run):
+        saved = tf.train.load_checkpoint(tf.train.latest_checkpoint(run / "training_checkpoints"))
+        return [
+            float(saved.get_tensor(f"{net}_optimizer/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE"))
+            for net in ("generator", "discriminator")
+        ]
+
+    for batch, left in ((32, 1 / 16), (16, 1 / 32)):
+        run = tmp_path / f"run-{batch}"
+        train(config, run, data=tiny, quiet=True)
+        np.testing.assert_allclose(saved_rates(run), [2e-4 / 8, 1e-4 / 8], rtol=1e-5)
+        longer = smoke(lr_decay="linear", epochs=2, gen_lr=2e-4, disc_lr=1e-4, batch_size=batch)
+        train(longer, run, data=tiny, quiet=True)
+        np.testing.assert_allclose(saved_rates(run), [2e-4 * left, 1e-4 * left], rtol=1e-5)
 
     off = TrainingState(smoke(epochs=1, gen_lr=2e-4, disc_lr=1e-4), tmp_path / "off")
     compile_step(off, steps_per_epoch=8)(
