@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from gan_mnist import metrics
@@ -21,6 +22,7 @@ from gan_mnist.errors import UserError
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 FEATURES = "features"
+FEATURE_SIZE = 128  # units of the FEATURES layer
 
 
 def weights_path(dataset: str = "mnist") -> Path:
@@ -49,7 +51,7 @@ def build_classifier() -> keras.Model:
             layers.Conv2D(64, 3, activation="relu"),  # (batch, 8, 8, 64)
             layers.MaxPooling2D(),  # (batch, 4, 4, 64)
             layers.Flatten(),
-            layers.Dense(128, activation="relu", name=FEATURES),  # (batch, 128)
+            layers.Dense(FEATURE_SIZE, activation="relu", name=FEATURES),  # (batch, 128)
             layers.Dropout(0.4),
             layers.Dense(NUM_CLASSES, name="logits"),
         ],
@@ -91,8 +93,12 @@ class Evaluator:
 
     def __init__(self, model: keras.Model):
         self.model = model
-        self._features_and_logits = keras.Model(
-            model.inputs, [model.get_layer(FEATURES).output, model.outputs[0]]
+        both = keras.Model(model.inputs, [model.get_layer(FEATURES).output, model.outputs[0]])
+        # One graph for any number of images: Keras' predict traces again for each new
+        # last-batch size, and after a few it warns of retracing (into a notebook's cell).
+        self._features_and_logits = tf.function(
+            lambda images: both(images, training=False),
+            input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)],
         )
 
     @classmethod
@@ -114,9 +120,13 @@ class Evaluator:
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """Args: images (N, 28, 28) uint8. Returns: features (N, 128), probabilities (N, 10)."""
-        features, logits = self._features_and_logits.predict(
-            np.asarray(images, np.float32), batch_size=batch_size, verbose=0
-        )
+        images = np.asarray(images, np.float32)
+        if not len(images):
+            return np.zeros((0, FEATURE_SIZE), np.float32), np.zeros((0, NUM_CLASSES), np.float32)
+        starts = range(0, len(images), batch_size)
+        outputs = [self._features_and_logits(images[i : i + batch_size]) for i in starts]
+        features = np.concatenate([pair[0].numpy() for pair in outputs])
+        logits = np.concatenate([pair[1].numpy() for pair in outputs])
         logits = logits - logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         return features, probabilities

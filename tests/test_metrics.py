@@ -83,6 +83,22 @@ def test_shipped_weights_load_into_the_classifier():
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_the_evaluator_gives_keras_predict_s_numbers_from_one_graph_for_any_count():
+    # Keras' predict traced again for each new last-batch size and, a few in, warned of
+    # retracing into a notebook's cell; the evaluator's own call is traced once.
+    evaluator = Evaluator.load()
+    model = evaluator.model
+    images = np.random.default_rng(0).integers(0, 256, (1003, 28, 28), dtype=np.uint8)
+    for n in (1003, 7, 0, 250):
+        features, probabilities = evaluator.predict(images[:n])
+        assert features.shape == (n, 128) and probabilities.shape == (n, 10)
+        if n:
+            logits = model.predict(images[:n].astype(np.float32), batch_size=1000, verbose=0)
+            expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+            np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-6)
+    assert evaluator._features_and_logits.experimental_get_tracing_count() == 1
+
+
 def test_missing_weights_say_how_to_make_them(tmp_path):
     from gan_mnist.errors import UserError
 
