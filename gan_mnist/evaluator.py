@@ -108,15 +108,22 @@ class Evaluator:
         retrain = f"`gan-mnist train-evaluator --dataset {dataset}`"
         if not path.exists():
             raise UserError(f"no evaluator weights at {path}. Train them with {retrain}.")
-        model = build_classifier()
-        try:
-            model.load_weights(path)
-        except Exception as error:  # h5py and Keras raise many kinds for a damaged file
-            raise UserError(
-                f"the evaluator weights {path} cannot be read ({str(error)[:160]}); the "
-                f"file is damaged. Reinstall the package or retrain them with {retrain}."
-            ) from None
-        return cls(model)
+        # One evaluator per weights file as it is now, for the whole process: a new one
+        # per evaluation (a notebook's exercises) would trace its call again each time,
+        # and TensorFlow warns of retracing after a few.
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key not in _LOADED:
+            model = build_classifier()
+            try:
+                model.load_weights(path)
+            except Exception as error:  # h5py and Keras raise many kinds for a damaged file
+                raise UserError(
+                    f"the evaluator weights {path} cannot be read ({str(error)[:160]}); the "
+                    f"file is damaged. Reinstall the package or retrain them with {retrain}."
+                ) from None
+            _LOADED[key] = cls(model)
+        return _LOADED[key]
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """Args: images (N, 28, 28) uint8. Returns: features (N, 128), probabilities (N, 10)."""
@@ -150,6 +157,9 @@ class Evaluator:
             "histogram": coverage["histogram"],
             "n": len(images),
         }
+
+
+_LOADED: dict[tuple, Evaluator] = {}  # Evaluator.load's, by weights file and its version
 
 
 # --- evaluating a training run -----------------------------------------------------

@@ -97,6 +97,8 @@ def test_the_evaluator_gives_keras_predict_s_numbers_from_one_graph_for_any_coun
             expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
             np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=1e-6)
     assert evaluator._features_and_logits.experimental_get_tracing_count() == 1
+    # Each evaluation loads "the" evaluator: the same one, traced once, in the process.
+    assert Evaluator.load() is evaluator
 
 
 def test_missing_weights_say_how_to_make_them(tmp_path):
