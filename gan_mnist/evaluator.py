@@ -103,7 +103,9 @@ class Evaluator:
 
     @classmethod
     def load(cls, path: Path | None = None, dataset: str = "mnist") -> Evaluator:
-        """The shipped classifier of ``dataset`` (or the weights at ``path``)."""
+        """The shipped classifier of ``dataset`` (or the weights at ``path``), shared by
+        every caller in the process while the file is unchanged: use it, do not train or
+        modify its model."""
         path = Path(path) if path is not None else weights_path(dataset)
         retrain = f"`gan-mnist train-evaluator --dataset {dataset}`"
         if not path.exists():
@@ -111,8 +113,8 @@ class Evaluator:
         # One evaluator per weights file as it is now, for the whole process: a new one
         # per evaluation (a notebook's exercises) would trace its call again each time,
         # and TensorFlow warns of retracing after a few.
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        stat = path.stat()  # a rewrite or rename changes ctime, which no copy can set
+        key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
         if key not in _LOADED:
             model = build_classifier()
             try:
@@ -127,7 +129,7 @@ class Evaluator:
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """Args: images (N, 28, 28) uint8. Returns: features (N, 128), probabilities (N, 10)."""
-        images = np.asarray(images, np.float32)
+        images = np.asarray(images, np.float32).reshape(-1, 28, 28)  # also (N, 28, 28, 1)
         if not len(images):
             return np.zeros((0, FEATURE_SIZE), np.float32), np.zeros((0, NUM_CLASSES), np.float32)
         starts = range(0, len(images), batch_size)

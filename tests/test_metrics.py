@@ -101,6 +101,24 @@ def test_the_evaluator_gives_keras_predict_s_numbers_from_one_graph_for_any_coun
     assert Evaluator.load() is evaluator
 
 
+def test_a_weights_file_rewritten_in_place_is_loaded_again_even_with_its_old_mtime(tmp_path):
+    import os
+
+    path, other = tmp_path / "classifier.weights.h5", tmp_path / "other.weights.h5"
+    for weights in (path, other):
+        build_classifier().save_weights(weights)  # two untrained ones
+    assert path.stat().st_size == other.stat().st_size
+    first = Evaluator.load(path)
+    stat = path.stat()
+    os.replace(other, path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as cp -p would leave it
+    images = np.zeros((4, 28, 28), np.uint8)
+    reloaded = Evaluator.load(path)
+    assert reloaded is not first
+    assert not np.allclose(reloaded.predict(images)[0], first.predict(images)[0])
+    assert Evaluator.load(path) is reloaded
+
+
 def test_missing_weights_say_how_to_make_them(tmp_path):
     from gan_mnist.errors import UserError
 
