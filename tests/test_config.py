@@ -34,7 +34,7 @@ KEYS += ("epochs", "limit", "noise_dim", "ema", "jit_compile", "checkpoint_every
         (
             "fast",
             None,
-            ("infogan-nets", 64, 32, 1e-3, 2e-4, 0.5, 0.0, 8, None, 62, 0.999, "on", 1),
+            ("infogan-nets", 32, 32, 1e-3, 2e-4, 0.5, 0.0, 16, None, 62, 0.9998, "on", 1),
         ),
         ("smoke", None, ("dcgan", 8, 32, 1e-4, 1e-4, 0.9, 0.3, 2, 256, 100, 0.0, "auto", 1)),
         (
