@@ -188,9 +188,17 @@ class TrainingState:
         epochs, steps done in the next epoch); (0, 0) without one."""
         position = self.store.restore()
         # Learning rates are settings, not state: a resumed run uses the current ones.
-        adam_of(self.generator_optimizer).learning_rate = self.config.gen_lr
-        adam_of(self.discriminator_optimizer).learning_rate = self.config.disc_lr
+        for adam, rate in self.adams_and_rates():
+            adam.learning_rate = rate
         return position
+
+    def adams_and_rates(self) -> list[tuple]:
+        """Each network's Adam (inside a LossScaleOptimizer too) with its configured
+        learning rate (--gen-lr, --disc-lr)."""
+        return [
+            (adam_of(self.generator_optimizer), self.config.gen_lr),
+            (adam_of(self.discriminator_optimizer), self.config.disc_lr),
+        ]
 
     def save(self) -> str:
         """Checkpoint the run as it is now (`RunCheckpoint.save`): its path."""

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from gan_mnist.losses import LOSSES, GanLoss
 from gan_mnist.models.base import GanModels
-from gan_mnist.state import TrainingState, adam_of
+from gan_mnist.state import TrainingState
 
 
 def make_train_step(
@@ -206,13 +206,7 @@ def learning_rate_update(state: TrainingState, steps_per_epoch: int | None):
         return None
     if not steps_per_epoch:
         raise ValueError("--lr-decay needs the steps of an epoch (compile_step's steps_per_epoch)")
-    rates = [
-        (adam_of(optimizer).learning_rate, rate)
-        for optimizer, rate in (
-            (state.generator_optimizer, config.gen_lr),
-            (state.discriminator_optimizer, config.disc_lr),
-        )
-    ]
+    rates = [(adam.learning_rate, rate) for adam, rate in state.adams_and_rates()]
     per_epoch = tf.constant(steps_per_epoch, tf.int64)
     last = float(config.epochs * steps_per_epoch)
 

@@ -24,6 +24,12 @@ FATAL = (
 )
 
 
+def fresh_user_env() -> dict[str, str]:
+    """The environment of a fresh user's process: no log level of ours or theirs."""
+    ours = ("TF_CPP_MIN_LOG_LEVEL", "GAN_MNIST_TF_LOG_LEVEL")
+    return {k: v for k, v in os.environ.items() if k not in ours}
+
+
 def import_a_tensorflow_that_writes(
     tmp_path: Path, lines: list[str], then: str = "", level: str | None = None
 ) -> str:
@@ -34,8 +40,7 @@ def import_a_tensorflow_that_writes(
     package.mkdir(parents=True)
     writes = "".join(f"os.write(2, {(line + chr(10)).encode()!r})\n" for line in lines)
     (package / "__init__.py").write_text(f"import os\n{writes}{then}\n")
-    ours = ("TF_CPP_MIN_LOG_LEVEL", "GAN_MNIST_TF_LOG_LEVEL")  # a fresh user's process
-    env = {k: v for k, v in os.environ.items() if k not in ours}
+    env = fresh_user_env()
     env["PYTHONPATH"] = os.pathsep.join([str(package.parent), str(Path.cwd())])
     if level is not None:
         env["TF_CPP_MIN_LOG_LEVEL"] = level
@@ -117,8 +122,7 @@ def test_train_called_from_python_holds_back_the_harmless_lines_as_the_command_d
         "train(make_config('smoke', seed=1, epochs=1), sys.argv[1], "
         "data=load_mnist(sys.argv[2]), quiet=True)"
     )
-    ours = ("TF_CPP_MIN_LOG_LEVEL", "GAN_MNIST_TF_LOG_LEVEL")
-    env = {k: v for k, v in os.environ.items() if k not in ours}
+    env = fresh_user_env()
     for level, shown in ((None, False), ("2", True)):
         run_env = env if level is None else {**env, "TF_CPP_MIN_LOG_LEVEL": level}
         out = tmp_path / f"run-{level}"

@@ -152,7 +152,7 @@ def test_checkpoints_are_numbered_by_batches_and_hold_the_seed_and_loss_scale(tm
 
     config = make_config("smoke", seed=4, mixed_precision="float16")
     state = TrainingState(config, tmp_path)
-    run_steps = compile_step(state, steps_per_epoch=8)
+    run_steps = compile_step(state)
     tiny = load_mnist(tiny_npz)
     batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=4))
     for _ in range(3):

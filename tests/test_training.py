@@ -323,7 +323,7 @@ def test_a_float16_first_step_skipped_for_an_overflow_leaves_the_average_finite(
 
     state = TrainingState(smoke(ema=0.9, epochs=1, mixed_precision="float16"), tmp_path)
     state.generator_optimizer.dynamic_scale.assign(1e38)  # float16 gradients overflow
-    run_steps = compile_step(state, steps_per_epoch=8)
+    run_steps = compile_step(state)
     run_steps(iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7)), 1)
     assert int(adam_of(state.generator_optimizer).iterations.numpy()) == 0  # skipped
     for average, trained in zip(
@@ -339,7 +339,7 @@ def test_the_averaged_generator_follows_its_formula_and_draws_previews_and_sampl
 
     config = smoke(ema=0.9, epochs=1)
     state = TrainingState(config, tmp_path / "by_hand")
-    run_steps = compile_step(state, steps_per_epoch=8)
+    run_steps = compile_step(state)
     batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7))
     for t in (1, 2, 10):  # t: the generator's step count after the step
         before = [w.numpy() for w in state.average_generator.weights]
@@ -397,7 +397,7 @@ def test_several_steps_per_call_trace_one_graph_for_any_count(tmp_path, tiny):
     from gan_mnist.step import compile_step
 
     state = TrainingState(smoke(epochs=1), tmp_path)
-    run_steps = compile_step(state, steps_per_epoch=8)
+    run_steps = compile_step(state)
     batches = iter(make_dataset(tiny.x_train, tiny.y_train, 32, seed=7).repeat())
     for n in (2, 3, 5):  # an epoch's last call and a resume's offset give other counts
         run_steps(batches, n)
