@@ -12,8 +12,11 @@ starts or when "Reload" is pressed, not per request.
 
 from __future__ import annotations
 
+import atexit
+import collections
 import json
 import os
+import shutil
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from gan_mnist.metrics import summary
 GRID_IMAGES = 64  # a "new batch": the same images as `gan-mnist sample --n 64 --seed S`
 WALKS = 8  # images side by side in a latent walk
 SHOWN_SCALE = 4  # pixels per MNIST pixel on the page
+KEPT_BATCHES = 8  # the newest batches whose downloads stay on disk while the app runs
 INSTALL_HINT = "pip install 'gan-mnist[app]' (in a clone: pip install -e '.[app]'; it adds Gradio)"
 
 
@@ -214,6 +218,19 @@ class Callbacks:
 
     def __init__(self, gr, runs: dict[str, LoadedRun], downloads: Path):
         self.gr, self.runs, self.downloads = gr, runs, downloads
+        self.batches: collections.deque[Path] = collections.deque()
+        # The app's temporary folder goes when the process ends, however often the
+        # page asked for a batch; meanwhile only the newest batches' files are kept.
+        atexit.register(shutil.rmtree, downloads, ignore_errors=True)
+
+    def batch_folder(self) -> Path:
+        """A new folder for one batch's downloads (two requests never write the same
+        file); the oldest goes once `KEPT_BATCHES` are kept."""
+        folder = Path(tempfile.mkdtemp(dir=self.downloads))
+        self.batches.append(folder)
+        while len(self.batches) > KEPT_BATCHES:
+            shutil.rmtree(self.batches.popleft(), ignore_errors=True)
+        return folder
 
     def friendly(self, function):
         """Errors become one message on the page (a Gradio alert), never a traceback."""
@@ -250,9 +267,7 @@ class Callbacks:
         label = self.chosen(digit)
         images, labels = new_batch(run, seed, label)
         stem = f"samples_seed{int(seed)}" + ("" if label is None else f"_class{label}")
-        # A folder per request: two requests never write the same file.
-        folder = Path(tempfile.mkdtemp(dir=self.downloads))
-        png, npz = write_downloads(images, labels, stem, folder)
+        png, npz = write_downloads(images, labels, stem, self.batch_folder())
         command = f"gan-mnist sample {run.run_dir} --n {GRID_IMAGES} --seed {int(seed)}"
         if label is not None:
             command += f" --digit {label}"
@@ -378,11 +393,17 @@ def _connect(page, p: SimpleNamespace, calls: Callbacks) -> None:
 
 
 def launch(
-    run_dirs, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **options
+    run_dirs,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    share: bool = False,
+    announce: bool = False,
+    **options,
 ):
     """Start the page: `gan-mnist app` in a terminal, or inline in Jupyter/Colab
     (``launch(["runs/demo"], prevent_thread_lock=True)`` in a cell shows it below the
-    cell). ``port`` None: a free one. ``options`` go to Gradio's ``launch``.
+    cell). ``port`` None: a free one. ``announce``: say where it serves, once the port
+    is free and the runs are loaded. ``options`` go to Gradio's ``launch``.
 
     Private unless ``share=True``: Gradio by itself turns on a public *.gradio.live
     link in Colab and other hosted notebooks; with ``share=False`` Colab shows the
@@ -400,4 +421,6 @@ def launch(
     page = build_page(list(run_dirs))
     if share:
         print("warning: share=True: the page also gets a public link that anyone can open.")
+    if announce:
+        print(f"serving {len(run_dirs)} run(s) on http://{host}:{port} (Ctrl-C stops)")
     return page.launch(server_name=host, server_port=port, share=share, **options)

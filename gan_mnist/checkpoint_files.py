@@ -1,49 +1,56 @@
 """A run's checkpoints as files: which are intact, setting the damaged ones aside,
-whether a folder's checkpoint may be resumed with given settings, and loading a
-run's generator for `sample`, `evaluate`, `interpolate` and the app. Everything here
+whether a folder's checkpoint may be resumed with given settings, and loading
+a run's generator for `sample`, `evaluate`, `interpolate` and the app. Everything here
 only reads, except `newest_intact_checkpoint(set_aside=True)`, which the run's one
 writer calls."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from gan_mnist.config import TrainConfig, saved_config
+from gan_mnist.config import TrainConfig, run_config
 from gan_mnist.errors import UserError, check_run_dir
 from gan_mnist.files import CHECKPOINT_DIR, CONFIG_NAME, DAMAGED_DIR, GENERATOR_NAME
 from gan_mnist.models import FAMILIES, build_models
 from gan_mnist.models.base import GanModels
+from gan_mnist.runfolder import checkpoint_prefixes
 
-
-def checkpoint_paths(run_dir: Path) -> list[str]:
-    """The run's checkpoints, oldest first, from the index (or the files, if the
-    index itself is unreadable)."""
-    directory = Path(run_dir) / CHECKPOINT_DIR
-    try:
-        state = tf.train.get_checkpoint_state(str(directory))
-    except Exception:  # a damaged or empty index: fall back to the checkpoint files
-        state = None
-    if state is not None and state.all_model_checkpoint_paths:
-        paths = list(state.all_model_checkpoint_paths)
-    else:
-        paths = [str(p.with_suffix("")) for p in directory.glob("ckpt-*.index")]
-    return sorted(
-        (str(directory / Path(p).name) for p in paths), key=lambda p: int(p.rsplit("-", 1)[1])
-    )
+# How TensorFlow 2.21 reports a checkpoint whose files are damaged (seen: a truncated
+# or emptied data file, a truncated or garbled index, a checksum mismatch, a file that
+# is gone). Anything else that fails a read (permission denied, an I/O error, a folder
+# in a file's place) is not damage: it is said, and nothing is moved.
+DAMAGE = re.compile(
+    r"Read less bytes than requested|too short to be an sstable|not an sstable|"
+    r"[Cc]hecksum does not match|[Dd]ata loss|[Cc]orrupt|No such file or directory|"
+    r"Failed to find any matching files"
+)
 
 
 def is_intact(path: str) -> bool:
-    """Whether every tensor of the checkpoint at ``path`` can be read."""
+    """Whether every tensor of the checkpoint at ``path`` can be read (False: its files
+    are damaged).
+
+    Raises:
+        UserError: a read failed for another reason (permissions, the disk).
+    """
     try:
         reader = tf.train.load_checkpoint(path)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
-    except Exception:  # truncated, missing or garbled files fail in many ways
-        return False
+    except Exception as error:  # TensorFlow raises several kinds for one cause
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)
+        if isinstance(error, IndexError) or DAMAGE.search(str(error)):
+            return False
+        raise UserError(
+            f"the checkpoint {path} could not be read ({reason}). That is not damage to "
+            "its files, so nothing was moved or changed: check the folder's permissions "
+            "and the disk, then run the same command again."
+        ) from None
     return True
 
 
@@ -57,7 +64,7 @@ def newest_intact_checkpoint(run_dir: Path, set_aside: bool = False) -> tuple[st
     Returns:
         (path or None, damaged paths, newest first).
     """
-    paths = checkpoint_paths(run_dir)
+    paths = checkpoint_prefixes(run_dir)
     damaged = []
     good = None
     for path in reversed(paths):
@@ -77,11 +84,12 @@ def newest_intact_checkpoint(run_dir: Path, set_aside: bool = False) -> tuple[st
 
 def rebuild_index(run_dir: Path) -> None:
     """Write the ``checkpoint`` index again from the checkpoint files on disk (for an
-    index that cannot be read, e.g. one a power loss left empty)."""
+    index that cannot be read, e.g. one a power loss left empty, or that names other
+    checkpoints than the files)."""
     directory = Path(run_dir) / CHECKPOINT_DIR
-    paths = checkpoint_paths(run_dir)  # read from the files when the index is unreadable
+    paths = checkpoint_prefixes(run_dir)
     if paths:
-        print(f"warning: {directory / 'checkpoint'} could not be read; rebuilt from the files.")
+        print(f"note: {directory / 'checkpoint'} did not list the checkpoint files; rebuilt.")
         tf.compat.v1.train.update_checkpoint_state(
             str(directory), paths[-1], all_model_checkpoint_paths=paths
         )
@@ -90,9 +98,12 @@ def rebuild_index(run_dir: Path) -> None:
 
 
 def _set_aside(run_dir: Path, damaged: list[str], remaining: list[str]) -> None:
+    """Move the ``damaged`` checkpoints' files into a new numbered folder of
+    ``damaged/`` (never onto files set aside before) and index the ``remaining``."""
     directory = Path(run_dir) / CHECKPOINT_DIR
-    quarantine = directory / DAMAGED_DIR
-    quarantine.mkdir(exist_ok=True)
+    earlier = [int(p.name) for p in (directory / DAMAGED_DIR).glob("*") if p.name.isdigit()]
+    quarantine = directory / DAMAGED_DIR / str(max(earlier, default=0) + 1)
+    quarantine.mkdir(parents=True)
     for path in damaged:
         for file in directory.glob(Path(path).name + ".*"):
             shutil.move(str(file), quarantine / file.name)
@@ -113,21 +124,20 @@ def no_intact_message(run_dir: Path, damaged: list[str], set_aside: bool) -> str
     )
 
 
-def has_checkpoint(out_dir: Path) -> bool:
-    return bool(checkpoint_paths(out_dir))
-
-
 def check_resumable(config: TrainConfig, out_dir: Path) -> TrainConfig | None:
-    """Refuse to resume a checkpoint made with another model, data set or shape.
+    """Refuse to resume a checkpoint made with another model, data set or shape, or
+    networks built outside the package without them.
 
     Returns:
         The previous run's config when ``out_dir`` holds a checkpoint, else None.
     """
-    if not has_checkpoint(out_dir):
+    if not checkpoint_prefixes(out_dir):
         return None
-    previous = saved_config(out_dir)
+    previous = run_config(out_dir)
     if previous is None:
         return None
+    if previous.architecture is not None and config.architecture is None:
+        raise needs_its_networks(out_dir)
     differences = config.fixed_differences(previous)
     if differences:
         raise UserError(
@@ -137,6 +147,16 @@ def check_resumable(config: TrainConfig, out_dir: Path) -> TrainConfig | None:
             "one after the settings), or go back to the run's settings to resume it."
         )
     return previous
+
+
+def needs_its_networks(out_dir: Path) -> UserError:
+    """The refusal to train a run of networks built outside the package without them."""
+    return UserError(
+        f"{out_dir} trains networks built outside the package (passed to "
+        "gan_mnist.training.train with models=...), which the command line cannot build. "
+        "Continue it from Python with the same networks, or train a new run into another "
+        "folder."
+    )
 
 
 def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
@@ -149,10 +169,10 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
     """
     run_dir = Path(run_dir)
     check_run_dir(run_dir)
-    config = saved_config(run_dir)
+    config = run_config(run_dir)
     damaged = []
     # Networks built outside the package can only come back from generator.keras.
-    if config is not None and config.architecture is None and has_checkpoint(run_dir):
+    if config is not None and config.architecture is None and checkpoint_prefixes(run_dir):
         latest, damaged = newest_intact_checkpoint(run_dir)
         if latest is not None:
             return _from_checkpoint(run_dir, config, latest), config, latest
@@ -161,7 +181,7 @@ def load_generator(run_dir: Path) -> tuple[GanModels, TrainConfig, str]:
         return (*_from_keras_file(saved, config), str(saved))
     if damaged:
         raise UserError(no_intact_message(run_dir, damaged, set_aside=False))
-    if config is not None and config.architecture is not None and has_checkpoint(run_dir):
+    if config is not None and config.architecture is not None and checkpoint_prefixes(run_dir):
         raise UserError(
             f"{run_dir} holds checkpoints of networks built outside the package "
             f"(train(models=...)), which only its {GENERATOR_NAME} can bring back, and that "

@@ -41,6 +41,7 @@ from gan_mnist.config import TrainConfig
 from gan_mnist.errors import UserError
 from gan_mnist.files import CHECKPOINT_DIR, CONFIG_NAME
 from gan_mnist.guards import TrainingDiverged, fault_point
+from gan_mnist.runfolder import checkpoint_prefixes
 
 if TYPE_CHECKING:
     from gan_mnist.state import TrainingState
@@ -66,10 +67,17 @@ class RunCheckpoint:
             )
 
         try:
-            return make()
+            manager = make()
         except ValueError:  # an index TensorFlow cannot read (emptied by a power loss)
             rebuild_index(self.out_dir)
             return make()
+        # The files are the truth: an index that lists others (a crash between a
+        # checkpoint's files and the index naming it) is written again from them.
+        files_on_disk = checkpoint_prefixes(self.out_dir)
+        if [Path(p).name for p in manager.checkpoints] != [Path(p).name for p in files_on_disk]:
+            rebuild_index(self.out_dir)
+            manager = make()
+        return manager
 
     def restore(self) -> tuple[int, int]:
         """Load the newest intact checkpoint, if any.
@@ -95,13 +103,9 @@ class RunCheckpoint:
         except (AssertionError, ValueError) as error:
             raise UserError(
                 f"the checkpoint {latest} could not be restored into the model being built "
-                f"({str(error).splitlines()[0][:200]}). It was made with other settings: use "
-                "the settings in config.json, or train into a new --out folder."
-            ) from None
-        except tf.errors.OpError as error:  # the files themselves: permissions, I/O
-            raise UserError(
-                f"the checkpoint {latest} could not be read ({error.message[:200]}). Check the "
-                "folder's permissions and disk, then run the same command again."
+                f"({str(error).splitlines()[0][:200]}). It was made with other settings: "
+                "leave the settings out to continue the run with its own, or train into a "
+                "new --out folder."
             ) from None
         if int(state.seed.numpy()) != state.config.seed:
             raise UserError(
@@ -142,6 +146,8 @@ class RunCheckpoint:
                 raise diverged(state, where, f"a weight of the {name}")
         latest = self.manager.latest_checkpoint
         if latest and int(latest.rsplit("-", 1)[1]) == state.global_step:
+            if state.runtime.is_chief:
+                files.promote_best(self.out_dir)
             return latest  # no step since: it holds this state already (never rewrite it)
         scaled = state.scaled_optimizers()
         if scaled:
@@ -162,6 +168,7 @@ class RunCheckpoint:
         files.sync(folder)
         if state.runtime.is_chief:
             write_config(state.config, self.out_dir)  # a changed setting, with its checkpoint
+            files.promote_best(self.out_dir)  # every checkpoint, mid-epoch ones too
         return path
 
 
@@ -208,5 +215,6 @@ def diverged(state: TrainingState, where: str, what: str) -> TrainingDiverged:
     )
     return TrainingDiverged(
         f"training diverged {where}: {what} became NaN or infinite. Nothing since the last "
-        f"checkpoint was saved; {kept}. " + TrainingDiverged.advice(state.config)
+        f"checkpoint was saved; {kept}. "
+        + TrainingDiverged.advice(state.config, state.out_dir, kept=bool(latest))
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gan_mnist import runfolder
 from gan_mnist.data import DATASETS
 from gan_mnist.devices import LEVER_CHOICES, PRECISION_CHOICES, STRATEGIES
 from gan_mnist.errors import UserError
@@ -20,7 +21,6 @@ from gan_mnist.files import CONFIG_NAME, RUN_FORMAT
 from gan_mnist.losses import LOSSES
 from gan_mnist.metrics import NEIGHBOURS
 from gan_mnist.models import FAMILIES
-from gan_mnist.runfolder import EARLIER_RUN, is_earlier_run
 
 # How the learning rates move over a run (--lr-decay; `gan_mnist.step` applies them).
 LR_DECAYS = ("off", "linear")
@@ -217,10 +217,7 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ValueError(f"it holds a JSON {type(values).__name__}, not an object of settings")
         if values.get("format") != RUN_FORMAT:
-            raise ValueError(
-                f'this package did not write it: no "format": "{RUN_FORMAT}"'
-                + (f"; {EARLIER_RUN}" if is_earlier_run(values) else "")
-            )
+            raise ValueError(f'this package did not write it: no "format": "{RUN_FORMAT}"')
         return cls.from_dict(values)
 
     @classmethod
@@ -290,6 +287,23 @@ def saved_config(out_dir: Path) -> TrainConfig | None:
             f"{path} is not a valid run config ({error}). Restore it, or train a new run "
             "into another --out folder."
         ) from None
+
+
+def run_config(folder: Path) -> TrainConfig | None:
+    """A run's settings: its config.json, or, when that is lost, the ones its newest
+    readable checkpoint holds; None for a folder without either.
+
+    Raises:
+        UserError: a config.json that this package did not write, or cannot read.
+    """
+    config = saved_config(folder)
+    if config is not None:
+        return config
+    saved = runfolder.saved_settings(folder)
+    if saved is None:
+        return None
+    print(f"note: {Path(folder) / CONFIG_NAME} is missing; using the settings in its checkpoint.")
+    return TrainConfig.from_dict(saved["config"])
 
 
 MIN_EVAL_SAMPLES = NEIGHBOURS + 1  # precision and recall need each sample's neighbours
@@ -377,12 +391,37 @@ PRESET_FIELDS = tuple(
 )
 
 
+def measured_models(preset: str) -> list[str]:
+    """The families ``preset`` trains: its own, those with a recipe for it (each measured,
+    docs/results.md), and every family for `smoke`, the tests' run."""
+    if preset == "smoke":
+        return list(FAMILIES)
+    own = PRESETS[preset].model
+    return [own, *(name for name, f in FAMILIES.items() if preset in f.recipes and name != own)]
+
+
 def preset_values(preset: str, model: str) -> dict[str, Any]:
     """The settings of ``preset`` for the model family ``model``: the family's
-    defaults, then the preset's settings, or the family's own recipe for it."""
+    defaults, then the preset's settings, or the family's own recipe for it.
+
+    Raises:
+        UserError: a family the preset has never been measured with.
+    """
     own, family = PRESETS[preset], FAMILIES.get(model)
     if family is None:  # an unknown --model: TrainConfig refuses it, naming the choices
         return dict(own.settings)
+    if model not in measured_models(preset):
+        pairs = "; ".join(
+            f"--preset {name}: {', '.join(measured_models(name))}"
+            for name in PRESETS
+            if name != "smoke"
+        )
+        raise UserError(
+            f"--preset {preset} was never trained with --model {model} here, so it has no "
+            f"settings for it. The measured combinations are {pairs} (and --preset smoke, "
+            "the tests' tiny run, with every family). Choose one of them; flags given with "
+            "it change its settings."
+        )
     recipe = own.settings if model == own.model else family.recipes.get(preset, own.settings)
     return {**family.defaults, **recipe}
 

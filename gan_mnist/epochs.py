@@ -55,13 +55,11 @@ def run_epochs(state, summary, images, labels, data, stop, progress, on_epoch_en
         if row["steps"] < steps:  # stopped mid-epoch: keep the partial epoch
             summary.stopped_by = clock.reason(stop)
             state.save()
-            recorder.promote_best()
             break
         row, image_path = recorder.record(epoch, row)
         fault_point("after-epoch-image")  # the image is written, the checkpoint not yet
         stopping = clock.due(stop, state.runtime)
-        if clock.checkpoint_epoch(state, epoch, last=epoch == config.epochs or stopping):
-            recorder.promote_best()
+        clock.checkpoint_epoch(state, epoch, last=epoch == config.epochs or stopping)
         recorder.snapshot(epoch)
         print(epoch_line(row, config.epochs, image_path.relative_to(out_dir)))
         summary.last_epoch = epoch

@@ -19,6 +19,7 @@ from gan_mnist import metrics
 from gan_mnist.config import EVALUATOR_EPOCHS
 from gan_mnist.data import NUM_CLASSES, ImageData
 from gan_mnist.errors import UserError
+from gan_mnist.models.base import GanModels
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 FEATURES = "features"
@@ -184,16 +185,11 @@ def evaluate_run(
     data: ImageData | None = None,
     evaluator: Evaluator | None = None,
 ) -> dict:
-    """Metrics of a run's generator on ``n`` samples, beside ``n`` real training images.
-
-    Both are compared with ``n`` of the data set's test images (all 10,000 for the
-    default n), using the classifier of the run's own data set; the real images' row
-    is the ceiling a perfect generator would reach. For conditional runs, also the
-    share of each class's samples that the classifier labels as that class.
-    """
+    """Metrics of a run's generator on ``n`` samples, beside ``n`` real training images
+    (`evaluate_models`), with the classifier of the run's own data set; also the run's
+    folder and what was loaded from it."""
     from gan_mnist.checkpoint_files import load_generator
     from gan_mnist.data import load_dataset
-    from gan_mnist.sampling import generate_images
 
     models, config, source = load_generator(Path(run_dir))
     if data is None:
@@ -207,16 +203,46 @@ def evaluate_run(
         raise UserError(
             f"{run_dir} was trained on {config.dataset}, but the data given is {data.dataset}."
         )
+    result = evaluate_models(models, n, seed, data, evaluator)
+    return {"run": str(run_dir), "generator": source, "model": config.model, **result}
+
+
+def evaluate_generator(
+    generator: keras.Model, n: int = 10_000, seed: int = 0, data: ImageData | None = None
+) -> dict:
+    """`evaluate_models` for an unconditional Keras generator of pixels in [-1, 1] (a
+    notebook's own, say), on MNIST unless ``data`` says otherwise."""
+    from gan_mnist.data import load_dataset
+    from gan_mnist.models import FAMILIES
+
+    data = data or load_dataset("mnist")
+    noise_dim = int(generator.input_shape[-1])
+    return evaluate_models(GanModels(generator, None, FAMILIES["dcgan"], noise_dim), n, seed, data)
+
+
+def evaluate_models(
+    models: GanModels,
+    n: int,
+    seed: int,
+    data: ImageData,
+    evaluator: Evaluator | None = None,
+) -> dict:
+    """Metrics of ``n`` samples of ``models``' generator, beside ``n`` real training images.
+
+    Both are compared with ``n`` of the data set's test images (all 10,000 for the
+    default n), using the data set's classifier; the real images' row is the ceiling a
+    perfect generator would reach. For conditional models, also the share of each
+    class's samples that the classifier labels as that class.
+    """
+    from gan_mnist.sampling import generate_images
+
     if n > len(data.x_train):
         raise UserError(f"--n {n} is more than the {len(data.x_train)} real training images.")
-    evaluator = evaluator or Evaluator.load(dataset=config.dataset)
+    evaluator = evaluator or Evaluator.load(dataset=data.dataset)
     reference, _ = evaluator.predict(reference_images(data, n))
     real = data.x_train[np.random.default_rng(seed).choice(len(data.x_train), n, replace=False)]
     result = {
-        "run": str(run_dir),
-        "generator": source,
-        "dataset": config.dataset,
-        "model": config.model,
+        "dataset": data.dataset,
         "n": n,
         "seed": seed,
         "generated": evaluator.score(generate_images(models, n, seed), reference),

@@ -35,6 +35,21 @@ LOCK_NAME = ".gan-mnist.lock"  # held by the one `train` that writes the folder
 RUNS_DIR = "runs"  # where a run without --out (or a notebook run) goes
 
 
+def pending_best(out_dir: Path) -> Path:
+    """Where an evaluated best generator waits until a checkpoint covers its epoch (a
+    resume forgets the epochs after its checkpoint, and their best with them): a
+    temporary of this process, so a killed run's is removed as stale."""
+    return Path(out_dir) / f".tmp{os.getpid()}-pending-{BEST_GENERATOR_NAME}"
+
+
+def promote_best(out_dir: Path) -> None:
+    """After a checkpoint: the best generator it covers becomes the run's."""
+    pending = pending_best(out_dir)
+    if pending.exists():
+        os.replace(pending, Path(out_dir) / BEST_GENERATOR_NAME)
+        sync(Path(out_dir))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.

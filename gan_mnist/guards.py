@@ -46,10 +46,11 @@ def run_lock(out_dir: Path) -> Iterator[None]:
 
 
 def refuse_foreign_folder(out_dir: Path) -> None:
-    """Train writes only into a folder that holds nothing yet, a run of ours, or runs
-    of ours: anything else could be the user's files, which a run's cleanup might
-    replace. A run whose checkpoints were all set aside as damaged stays refused
-    until the user deletes or moves them, so nothing restarts it silently."""
+    """Train writes only into a folder that holds nothing yet or a run of ours:
+    anything else could be the user's files (which a run's cleanup might replace) or
+    other runs (whose temporaries it might remove). A run whose checkpoints were all
+    set aside as damaged stays refused until the user deletes or moves them, so
+    nothing restarts it silently."""
     kind = runfolder.holds(out_dir)
     if kind == runfolder.DAMAGED:
         checkpoints = Path(out_dir) / CHECKPOINT_DIR
@@ -59,16 +60,22 @@ def refuse_foreign_folder(out_dir: Path) -> None:
             f"Train into a new --out folder, or delete {checkpoints} to start this run "
             "again from epoch 1."
         )
-    if kind != runfolder.OTHER:
+    if kind in (runfolder.NOTHING, runfolder.RUN):
         return
+    if kind == runfolder.RUNS:
+        raise UserError(
+            f"{out_dir} holds other runs, each in a folder of its own, and is not a run "
+            "itself, so a run will not write there. Give one run's folder (--out "
+            f"{Path(out_dir) / 'NAME'}), or leave --out out: gan-mnist then names one in "
+            "runs/ after the settings."
+        )
     foreign = runfolder.others_files(out_dir)
     shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
     mark = ""
     if (Path(out_dir) / CONFIG_NAME).exists():
-        mark = f" (its {CONFIG_NAME} is not one this package wrote"
-        if runfolder.is_unmarked_run(Path(out_dir) / CONFIG_NAME):
-            mark += f": {runfolder.EARLIER_RUN}"
-        mark += ")"
+        mark = f" (its {CONFIG_NAME} is not one this package wrote)"
+    elif (Path(out_dir) / CHECKPOINT_DIR).is_dir():
+        mark = f" (its {CHECKPOINT_DIR}/ holds checkpoints that are not a run of ours)"
     raise UserError(
         f"{out_dir} holds other files ({shown}) and no run of ours{mark}, so a run will not "
         "write there. Train into a new or empty folder (--out runs/NAME; without --out, "
@@ -144,13 +151,22 @@ class TrainingDiverged(UserError):
     """A loss became NaN or infinite: the weights are broken and must not be saved."""
 
     @staticmethod
-    def advice(config) -> str:
-        """What to do, the same wherever the divergence is caught."""
+    def advice(config, out_dir: Path, kept: bool) -> str:
+        """What to do, the same wherever the divergence is caught; ``kept``: a good
+        checkpoint is there to continue from."""
+        rates = f"--gen-lr {config.gen_lr:g}, --disc-lr {config.disc_lr:g}"
+        # Without --out the learning rates are part of the folder's name: the rerun
+        # must name this folder, or it would start a new run elsewhere.
+        again = f"--out {out_dir} --gen-lr 1e-4 --disc-lr 1e-4"
+        then = (
+            "the run continues from its last good checkpoint with them"
+            if kept
+            else "no checkpoint was written, so the run starts again from its beginning"
+        )
         return (
-            f"The likely cause: learning rates too high (--gen-lr {config.gen_lr:g}, "
-            f"--disc-lr {config.disc_lr:g}; the presets use 1e-4 to 1e-3). Run again with "
-            "lower ones (for example --gen-lr 1e-4 --disc-lr 1e-4): the run continues from "
-            "its last good checkpoint with them."
+            f"The likely cause: learning rates too high ({rates}; the presets use 1e-4 to "
+            f"1e-3). Run the same command again with lower ones and this folder (for "
+            f"example {again}): {then}."
         )
 
 

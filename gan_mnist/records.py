@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,12 +22,12 @@ from gan_mnist.checkpoints import check_finite
 from gan_mnist.config import PROGRESS_MODES
 from gan_mnist.errors import UserError
 from gan_mnist.files import (
-    BEST_GENERATOR_NAME,
     CHECKPOINT_DIR,
     GENERATOR_NAME,
     HISTORY_NAME,
     LOSSES_NAME,
 )
+from gan_mnist.runfolder import checkpoint_prefixes
 from gan_mnist.state import TrainingState
 
 LINE_SECONDS = 30  # "lines": at most one progress line this often within an epoch
@@ -112,7 +111,7 @@ class EpochRecorder:
         )
         self.evaluation = None
         # Left by an earlier train() of this process that raised: not this run's best.
-        self.pending_best.unlink(missing_ok=True)
+        files.pending_best(out_dir).unlink(missing_ok=True)
         if self.config.eval_every and self.writes:
             from gan_mnist.evaluator import TrainingEvaluation
 
@@ -133,24 +132,11 @@ class EpochRecorder:
             scores, improved = self.evaluation(self.state.sampling_models)
             row.update(scores)
             if improved:  # late GAN epochs often get worse: keep the best one
-                # Held back until this epoch's checkpoint exists (`promote_best`): a
-                # resume forgets the epochs after its checkpoint, and the best with them.
-                save_keras(self.state.sampling_models.generator, self.pending_best)
+                # Held back until a checkpoint covers this epoch (`files.promote_best`).
+                save_keras(self.state.sampling_models.generator, files.pending_best(self.out_dir))
         write_history(self.history, self.out_dir / HISTORY_NAME)
         self.log_tensorboard(epoch, row, grid)
         return row, image_path
-
-    @property
-    def pending_best(self) -> Path:
-        """Where the best generator waits for its checkpoint: a temporary of this
-        process, so a killed run's is removed as stale."""
-        return self.out_dir / f".tmp{os.getpid()}-pending-{BEST_GENERATOR_NAME}"
-
-    def promote_best(self) -> None:
-        """Call after a checkpoint: the best generator it covers becomes the run's."""
-        if self.pending_best.exists():
-            os.replace(self.pending_best, self.out_dir / BEST_GENERATOR_NAME)
-            files.sync(self.out_dir)
 
     def log_tensorboard(self, epoch: int, row: dict, grid: np.ndarray) -> None:
         with self.writer.as_default(step=epoch):
@@ -240,7 +226,7 @@ def write_run_artifacts(
 def stale(out_dir: Path, names: list[str]) -> list[str]:
     """The files among ``names`` that are missing or older than the newest checkpoint
     (a run killed between its last checkpoint and its end-of-run files)."""
-    saved = [p.stat().st_mtime for p in (out_dir / CHECKPOINT_DIR).glob("ckpt-*")]
+    saved = [Path(f"{p}.index").stat().st_mtime for p in checkpoint_prefixes(out_dir)]
     newest = max(saved, default=0.0)
     return [
         name

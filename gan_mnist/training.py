@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist.checkpoint_files import check_resumable
+from gan_mnist.checkpoint_files import check_resumable, needs_its_networks
 from gan_mnist.checkpoints import write_config
 from gan_mnist.config import TrainConfig
 from gan_mnist.data import ImageData, load_dataset
@@ -119,6 +119,8 @@ def _train(config, out_dir, data, models, quiet, progress, on_epoch_end, max_min
     """`train`, its arguments as given."""
     if models is not None:
         config = replace(config, architecture=fingerprint(models))
+    elif config.architecture is not None:  # a run of networks built outside the package
+        raise needs_its_networks(Path(out_dir))
     place = runtime(config)  # first: the strategy must exist before other TF work
     if models is not None:
         place = in_their_precision(place, models)
@@ -173,9 +175,12 @@ def _train_locked(
             f"over the {place.replicas} replicas: use a multiple of {place.replicas}."
         )
 
-    state, done, skip = restored_state(
-        config, out_dir, models, place, restore_dir, previous, images
-    )
+    state, done, skip = restored_state(config, out_dir, models, place, restore_dir, images)
+    if place.is_chief and (previous is None or not (out_dir / CONFIG_NAME).exists()):
+        # A new run's mark and settings, or a lost config.json written again from the
+        # checkpoint's. A resumed run's changed settings reach config.json with its next
+        # checkpoint (`TrainingState.save`), never before.
+        write_config(config, out_dir)
     history = read_history(out_dir / HISTORY_NAME, up_to_epoch=done)
     summary = RunSummary(out_dir, config, done + 1, done, history)
     if done >= config.epochs:
@@ -187,10 +192,6 @@ def _train_locked(
         return summary
 
     if place.is_chief:  # the others train in step and write only their checkpoints
-        if previous is None or not (out_dir / CONFIG_NAME).exists():
-            # A new run's mark and settings. A resumed run's changed settings reach
-            # config.json with its next checkpoint (`TrainingState.save`), never before.
-            write_config(config, out_dir)
         if done == 0 and skip == 0:
             write_start_artifacts(state, images, out_dir)
         remove_epoch_images_after(out_dir, done)  # left by a run killed before its checkpoint
@@ -201,13 +202,13 @@ def _train_locked(
     return how_it_ended(summary, state, stop, max_minutes)
 
 
-def restored_state(config, out_dir, models, place, restore_dir, previous, images):
+def restored_state(config, out_dir, models, place, restore_dir, images):
     """The run's `TrainingState`, restored from its newest intact checkpoint if it has
     one: (the state, completed epochs, steps done in the next epoch)."""
     state = TrainingState(config, out_dir, models, runtime=place, restore_dir=restore_dir)
     state.data_digest = image_digest(images)
     done, skip = state.restore()
-    skip = restart_if_units_moved(state, previous, done, skip, len(images) // config.batch_size)
+    skip = restart_if_units_moved(state, done, skip, len(images) // config.batch_size)
     state.spread_dropout_seeds()
     if done or skip:
         where = f"epoch {done}" + (f" and {skip} steps of epoch {done + 1}" if skip else "")
@@ -248,23 +249,27 @@ def in_their_precision(place, models: GanModels):
     return replace(place, mixed_precision=built)
 
 
-def restart_if_units_moved(state: TrainingState, previous, done: int, skip: int, steps: int):
+def restart_if_units_moved(state: TrainingState, done: int, skip: int, steps: int):
     """The batch to resume at: ``skip``, or 0 when the saved position cannot be reached
     in this run's batches: --batch-size, --limit or the training images (--data)
-    differ from those the checkpoint counted in (saved inside it; for a checkpoint
-    without them, the run's config.json), or the epoch now has ``steps`` or fewer
-    batches. That epoch's partial sums are then forgotten, and it starts again."""
+    differ from those the checkpoint counted in (saved inside it), or the epoch now has
+    ``steps`` or fewer batches. That epoch's partial sums are then forgotten, and it
+    starts again. Other training images than the run's so far are said in any case."""
+    saved, digest = state.saved_settings.read()
+    images_changed = digest is not None and digest != state.data_digest
+    if images_changed:
+        print(
+            "note: the training images differ from those this run has trained on so far "
+            "(--data, --limit or the data file changed); it goes on with the new ones."
+        )
     if not skip:
         return skip
-    saved, digest = state.saved_settings.read()
-    saved = saved or previous
     config = state.config
     moved = saved is not None and (saved.batch_size, saved.limit) != (
         config.batch_size,
         config.limit,
     )
-    moved = moved or (digest is not None and digest != state.data_digest) or skip >= steps
-    if not moved:
+    if not (moved or images_changed or skip >= steps):
         return skip
     print(
         f"--batch-size, --limit or the training images changed in the middle of epoch "

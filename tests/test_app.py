@@ -129,6 +129,26 @@ def test_a_folder_without_a_run_and_a_busy_port_are_clear_errors(tmp_path, runs)
         result = run_cli("app", runs["dcgan"], "--port", port)
     assert result.returncode == 2 and f"127.0.0.1:{port}" in result.stderr
     assert "Pick another with --port" in result.stderr and "Traceback" not in result.stderr
+    assert "serving" not in result.stdout  # said only once the port and the runs are good
+
+
+def test_new_batches_keep_a_few_download_folders_and_none_outlives_the_app(runs, tmp_path):
+    code = f"""
+import tempfile
+from pathlib import Path
+from gan_mnist import app
+downloads = Path(tempfile.mkdtemp(dir={str(tmp_path)!r}))
+calls = app.Callbacks(None, {{"r": app.load_run({str(runs["dcgan"])!r})}}, downloads)
+for seed in range(app.KEPT_BATCHES + 5):
+    png, npz, *_ = calls.show_batch("r", seed, "any")[1:]
+    assert Path(png).exists() and Path(npz).exists()  # the newest batch's downloads
+print(len(list(downloads.iterdir())), app.KEPT_BATCHES)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    kept, most = map(int, done.stdout.split()[-2:])
+    assert kept == most  # while it ran: only the newest batches' folders
+    assert list(tmp_path.iterdir()) == []  # and when the process ended, none at all
 
 
 def test_without_gradio_the_app_says_how_to_install_it(monkeypatch):

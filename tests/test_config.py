@@ -42,7 +42,6 @@ KEYS += ("epochs", "limit", "noise_dim", "ema", "jit_compile", "checkpoint_every
             "dcgan",
             ("dcgan", 32, 32, 4e-4, 2e-4, 0.5, 0.0, 12, 20000, 100, 0.999, "auto", 1),
         ),
-        ("fast", "dcgan", ("dcgan", 32, 32, 4e-4, 2e-4, 0.5, 0.0, 30, None, 100, 0.999, "auto", 1)),
         (
             "demo",
             "cdcgan",
@@ -50,24 +49,7 @@ KEYS += ("epochs", "limit", "noise_dim", "ema", "jit_compile", "checkpoint_every
         ),
         ("smoke", "cdcgan", ("cdcgan", 8, 32, 1e-4, 1e-4, 0.9, 0.3, 2, 256, 100, 0.0, "auto", 1)),
         ("smoke", "mlp", ("mlp", 8, 32, 1e-4, 1e-4, 0.9, 0.3, 2, 256, 100, 0.0, "auto", 1)),
-        (
-            "tutorial",
-            "cdcgan",
-            ("cdcgan", 64, 256, 1e-4, 1e-4, 0.9, 0.3, 50, None, 100, 0.0, "auto", 15),
-        ),
-        ("tutorial", "mlp", ("mlp", 64, 256, 1e-4, 1e-4, 0.9, 0.3, 50, None, 100, 0.0, "auto", 15)),
-        (
-            "fast",
-            "cdcgan",
-            ("cdcgan", 32, 32, 4e-4, 4e-4, 0.5, 0.0, 30, None, 100, 0.999, "auto", 1),
-        ),
         ("demo", "mlp", ("mlp", 64, 64, 2e-4, 2e-4, 0.5, 0.0, 15, None, 100, 0.999, "auto", 1)),
-        ("fast", "mlp", ("mlp", 64, 64, 2e-4, 2e-4, 0.5, 0.0, 60, None, 100, 0.999, "auto", 1)),
-        (
-            "tutorial",
-            "infogan-nets",
-            ("infogan-nets", 64, 64, 1e-3, 2e-4, 0.5, 0.0, 50, None, 62, 0.0, "auto", 15),
-        ),
         (
             "smoke",
             "infogan-nets",
@@ -80,12 +62,28 @@ def test_what_each_preset_trains(preset, model, expected):
     assert tuple(getattr(config, k) for k in KEYS) == expected
 
 
+# Written out by hand from docs/results.md: each preset and the families it was measured
+# with (the smoke preset, the tests' own run, trains every family).
+MEASURED = {
+    ("tutorial", "dcgan"),
+    ("demo", "infogan-nets"),
+    ("demo", "dcgan"),
+    ("demo", "cdcgan"),
+    ("demo", "mlp"),
+    ("fast", "infogan-nets"),
+    *(("smoke", model) for model in FAMILIES),
+}
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 @pytest.mark.parametrize("model", list(FAMILIES))
-def test_every_preset_builds_for_every_family_with_its_tweaks(name, model, tmp_path):
+def test_a_preset_trains_only_the_families_it_was_measured_with(name, model, tmp_path):
+    if (name, model) not in MEASURED:
+        with pytest.raises(UserError, match=f"--preset {name} was never trained with") as refused:
+            make_config(name, model=model)
+        assert "--preset demo: infogan-nets, dcgan, cdcgan, mlp" in str(refused.value)
+        return
     config = make_config(name, model=model)
-    expected = preset_values(name, model)
-    assert {k: getattr(config, k) for k in expected} == expected
     assert config.model == model
     path = tmp_path / "config.json"
     path.write_text(config.to_json())

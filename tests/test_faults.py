@@ -3,6 +3,7 @@ then run again, as a user would. After each, the run must be whole: every epoch'
 image once and readable, the GIF, montage and ZIP holding every epoch once,
 history.csv one row per epoch, no temporary files, and a checkpoint that restores."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -145,11 +146,30 @@ def test_a_diverging_run_exits_non_zero_and_keeps_its_last_good_checkpoint(tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "training diverged" in result.stderr and "--gen-lr 1e+12" in result.stderr
     assert (out / "training_checkpoints" / "checkpoint").read_bytes() == index
-    assert "Run again with lower ones" in result.stderr
+    advice = f"with lower ones and this folder (for example --out {out} --gen-lr 1e-4"
+    assert advice in " ".join(result.stderr.split())
+    assert "the run continues from its last good checkpoint with them" in result.stderr
     # The run's settings now hold the rate that diverged: a lower one continues it.
     lower = run_cli(*smoke_train_args(tiny_npz, out, epochs=2), "--gen-lr", "1e-4")
     assert lower.returncode == 0, lower.stderr
     assert "resuming from the checkpoint of epoch 1" in lower.stdout
+
+
+def test_the_divergence_advice_holds_without_out(tmp_path, tiny_npz):
+    # Without --out the learning rates are part of the folder's name: the advice must
+    # name the folder, or following it would start a new run somewhere else.
+    args = ["train", "--preset", "smoke", "--data", tiny_npz, "--epochs", 2, "--seed", 2]
+    result = run_cli(*args, "--gen-lr", "1e12", "--quiet", cwd=tmp_path)
+    assert result.returncode == 2 and "training diverged" in result.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    said = " ".join(result.stderr.split())
+    assert f"--out runs/{run.name} --gen-lr 1e-4 --disc-lr 1e-4" in said
+    assert "no checkpoint was written, so the run starts again from its beginning" in said
+    advised = run_cli(*args, "--out", f"runs/{run.name}", "--gen-lr", "1e-4", "--disc-lr",
+                      "1e-4", "--quiet", cwd=tmp_path)  # fmt: skip
+    assert advised.returncode == 0, advised.stderr
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run.name]
+    assert json.loads((run / "config.json").read_text())["gen_lr"] == 1e-4
 
 
 def test_sample_and_evaluate_fall_back_from_a_damaged_latest_checkpoint(

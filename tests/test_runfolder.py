@@ -31,8 +31,8 @@ def test_what_a_folder_holds(tmp_path):
     assert json.loads((run / "config.json").read_text())["format"] == RUN_FORMAT
     assert runfolder.holds(run) == runfolder.RUN
     assert runfolder.holds(tmp_path) == runfolder.RUNS
-    (run / "training_checkpoints" / "damaged").mkdir(parents=True)
-    (run / "training_checkpoints" / "damaged" / "ckpt-8.index").write_text("x")
+    (run / "training_checkpoints" / "damaged" / "1").mkdir(parents=True)
+    (run / "training_checkpoints" / "damaged" / "1" / "ckpt-8.index").write_text("x")
     assert runfolder.holds(run) == runfolder.DAMAGED
     theirs = tmp_path / "theirs"
     theirs.mkdir()
@@ -41,31 +41,73 @@ def test_what_a_folder_holds(tmp_path):
     assert runfolder.holds(tmp_path) == runfolder.OTHER
 
 
-def test_a_config_json_of_someone_elses_is_theirs_and_left_alone(tmp_path, tiny_npz):
-    # The issue's reproduction: mkdir p; echo '{"lr": 3}' > p/config.json; echo x > p/notes.txt
-    p = tmp_path / "p"
-    p.mkdir()
-    (p / "config.json").write_text('{"lr": 3}\n')
-    (p / "notes.txt").write_text("x\n")
-    refused = smoke_cli(tiny_npz, p, "--epochs", 1)
+def tutorial_checkpoints(folder):
+    """What the TensorFlow DCGAN tutorial's own code leaves: its networks and
+    optimizers in training_checkpoints/ckpt-N, and nothing else."""
+    import keras
+    import tensorflow as tf
+
+    from gan_mnist.models import dcgan
+
+    checkpoint = tf.train.Checkpoint(
+        generator_optimizer=keras.optimizers.Adam(1e-4),
+        discriminator_optimizer=keras.optimizers.Adam(1e-4),
+        generator=dcgan.build_generator(100, 8),
+        discriminator=dcgan.build_discriminator(8),
+    )
+    for _ in range(2):
+        checkpoint.save(str(folder / "training_checkpoints" / "ckpt"))
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_tensorflow_tutorials_checkpoints_are_someone_elses_and_left_alone(tmp_path, tiny_npz):
+    theirs = tmp_path / "tutorial"
+    tutorial_checkpoints(theirs)
+    (theirs / "training_checkpoints" / "ckpt_temp_1").write_text("the tutorial's")
+    assert runfolder.holds(theirs) == runfolder.OTHER
+    before = snapshot(theirs)
+    refused = smoke_cli(tiny_npz, theirs, "--epochs", 1)
     assert refused.returncode == 2, refused.stdout
-    assert "its config.json is not one this package wrote" in refused.stderr
-    assert sorted(x.name for x in p.iterdir()) == ["config.json", "notes.txt"]
-    assert (p / "config.json").read_text() == '{"lr": 3}\n'
-    # Readers refuse it too, as bad input (exit 2), not as a bug.
-    sampled = run_cli("sample", p, "--n", 4, "--out", tmp_path / "s.npz")
-    assert sampled.returncode == 2 and "this package did not write it" in sampled.stderr
-    # A run of an earlier version (settings, no mark) is named as one, and still refused.
-    earlier = json.loads(make_config("smoke", seed=1).to_json())
-    del earlier["format"]
-    (p / "config.json").write_text(json.dumps(earlier))
-    old_run = smoke_cli(tiny_npz, p, "--epochs", 1)
-    assert old_run.returncode == 2 and "a run of an earlier gan-mnist" in old_run.stderr
-    old_sample = run_cli("sample", p, "--n", 4, "--out", tmp_path / "s.npz")
-    assert old_sample.returncode == 2 and "a run of an earlier gan-mnist" in old_sample.stderr
-    (p / "config.json").write_text("[1, 2]")
-    listed = run_cli("sample", p, "--n", 4, "--out", tmp_path / "s.npz")
-    assert listed.returncode == 2 and "holds a JSON list" in listed.stderr, listed.stderr
+    assert "holds checkpoints that are not a run of ours" in refused.stderr
+    assert snapshot(theirs) == before  # no lock file, no clean-up, nothing moved
+    sampled = run_cli("sample", theirs, "--n", 4, "--out", tmp_path / "s.npz")
+    assert sampled.returncode == 2 and "Traceback" not in sampled.stderr
+    assert snapshot(theirs) == before
+
+
+def test_a_run_whose_config_json_is_lost_goes_on_with_its_checkpoints_settings(tmp_path, tiny_npz):
+    out = tmp_path / "r"
+    own = ("--loss", "hinge", "--gen-lr", "0.0003", "--ema", "0.9", "--seed", 4)
+    assert smoke_cli(tiny_npz, out, "--epochs", 1, *own).returncode == 0
+    written = json.loads((out / "config.json").read_text())
+    (out / "config.json").unlink()
+    assert runfolder.holds(out) == runfolder.RUN  # ours, by the settings in its checkpoint
+
+    resumed = run_cli("train", "--out", out, "--epochs", 2, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "config.json is missing; using the settings in its checkpoint" in resumed.stdout
+    assert "resuming from the checkpoint of epoch 1" in resumed.stdout
+    # Its own settings, not the default preset's: and config.json is whole again.
+    assert json.loads((out / "config.json").read_text()) == {**written, "epochs": 2}
+
+
+def test_a_runs_identity_without_out_includes_its_datas_contents(tmp_path, tiny_npz):
+    copy = tmp_path / "same.npz"
+    copy.write_bytes(tiny_npz.read_bytes())
+    other = tmp_path / "other.npz"
+    arrays = dict(np.load(tiny_npz))
+    arrays["x_train"] = arrays["x_train"][::-1].copy()
+    np.savez(other, **arrays)
+
+    def folder(data):
+        return runfolder.run_folder(make_config("smoke", seed=1, data=str(data)), tmp_path)
+
+    assert folder(tiny_npz) == folder(copy)  # the same images, wherever they are
+    assert folder(other) != folder(tiny_npz)
+    assert folder(tiny_npz) != runfolder.run_folder(make_config("smoke", seed=1), tmp_path)
 
 
 def test_a_kill_after_a_batch_size_change_leaves_config_json_with_its_checkpoint(
@@ -159,6 +201,42 @@ def test_a_user_built_run_without_its_generator_keras_says_why(tmp_path, tiny_np
         load_generator(tmp_path)
 
 
+def test_a_run_of_networks_built_outside_is_never_continued_with_the_familys(tmp_path, tiny_npz):
+    """The notebook's case: an edited activation keeps every weight's shape, so only
+    the run's record of its networks can tell them from the family's."""
+    import keras
+
+    from gan_mnist.models import dcgan
+    from gan_mnist.models.base import GanModels
+
+    generator = dcgan.build_generator(100, 8)
+    edited = keras.models.clone_model(
+        generator,
+        clone_function=lambda layer: (
+            keras.layers.LeakyReLU(negative_slope=0.1)
+            if isinstance(layer, keras.layers.LeakyReLU)
+            else layer.__class__.from_config(layer.get_config())
+        ),
+    )
+    models = GanModels.of(edited, dcgan.build_discriminator(8, 0.3))
+    config = make_config("smoke", epochs=1, seed=1)
+    out = runfolder.run_folder(config, tmp_path, models=models)
+    train(config, out, data=load_mnist(tiny_npz), models=models, quiet=True)
+    before = (out / "generator.keras").read_bytes()
+
+    continued = run_cli("train", "--out", out, "--epochs", 2, "--data", tiny_npz)
+    assert continued.returncode == 2, continued.stdout
+    assert "networks built outside the package" in continued.stderr
+    assert "Continue it from Python with the same networks" in continued.stderr
+    assert (out / "generator.keras").read_bytes() == before
+    with pytest.raises(UserError, match="networks built outside the package"):
+        train(config, out, data=load_mnist(tiny_npz), quiet=True)  # from Python, without them
+    # With its own networks it goes on.
+    resumed = train(make_config("smoke", epochs=2, seed=1), out, data=load_mnist(tiny_npz),
+                    models=models, quiet=True)  # fmt: skip
+    assert (resumed.first_epoch, resumed.last_epoch) == (2, 2)
+
+
 def test_the_best_generator_is_written_with_its_checkpoint(tmp_path, tiny_npz, monkeypatch):
     import gan_mnist.epochs as epochs
     from gan_mnist.evaluator import TrainingEvaluation
@@ -185,6 +263,45 @@ def test_the_best_generator_is_written_with_its_checkpoint(tmp_path, tiny_npz, m
     # best generator is still epoch 1's, the one a resume's history agrees with.
     best = hashlib.sha256((tmp_path / "generator_best.keras").read_bytes()).digest()
     assert seen["epochs"] == 1 and best == seen["best"]
+
+
+def test_a_mid_epoch_checkpoint_keeps_the_best_generator_it_covers(tmp_path, tiny_npz, monkeypatch):
+    """--checkpoint-every larger than a run's epochs: its checkpoints come from the
+    clock, mid-epoch. The crash after one of them must not lose the best epoch before."""
+    import gan_mnist.epochs as epochs
+    from gan_mnist.evaluator import TrainingEvaluation
+
+    def always_better(self, models):
+        return {key: 1.0 for key in self.METRICS}, True
+
+    monkeypatch.setattr(TrainingEvaluation, "__call__", always_better)
+    clock = {"epochs": 0, "saved_mid": False}
+
+    def mid_epoch_due(self):  # the clock is due once, in the middle of epoch 2
+        due = clock["epochs"] == 1 and not clock["saved_mid"]
+        clock["saved_mid"] = clock["saved_mid"] or due
+        return due
+
+    def crash_after_that_checkpoint(name):
+        if name == "step" and clock["saved_mid"]:
+            raise RuntimeError("Colab disconnected")
+
+    def count(epoch, logs):
+        clock["epochs"] = epoch
+
+    monkeypatch.setattr(epochs.CheckpointClock, "mid_epoch_due", mid_epoch_due)
+    monkeypatch.setattr(epochs, "fault_point", crash_after_that_checkpoint)
+    config = make_config(
+        "smoke", epochs=3, seed=1, eval_every=1, eval_samples=8, checkpoint_every=15
+    )
+    with pytest.raises(RuntimeError, match="Colab disconnected"):
+        train(config, tmp_path, data=load_mnist(tiny_npz), quiet=True, on_epoch_end=count)
+    assert clock["epochs"] == 1 and clock["saved_mid"]
+    # Epoch 1 was the best; the only checkpoint (mid-epoch 2) covers it.
+    assert (tmp_path / "generator_best.keras").exists()
+    monkeypatch.undo()  # the machine is back: the run resumes from that checkpoint
+    resumed = train(config, tmp_path, data=load_mnist(tiny_npz), quiet=True)
+    assert resumed.first_epoch == 2 and (tmp_path / "generator_best.keras").exists()
 
 
 def test_atomic_path_syncs_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):

@@ -210,8 +210,19 @@ def test_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_used(tmp_pa
     assert "damaged checkpoint files (ckpt-16)" in out and "using ckpt-8" in out
     assert "resuming from the checkpoint of epoch 1" in out
     assert (summary.first_epoch, summary.last_epoch) == (2, 3)
-    assert (tmp_path / "training_checkpoints" / "damaged" / data_file.name).exists()
+    damaged = tmp_path / "training_checkpoints" / "damaged"
+    assert len((damaged / "1" / data_file.name).read_bytes()) == 100
     assert [r["epoch"] for r in history_rows(tmp_path)] == ["1", "2", "3"]
+
+    # The newest, ckpt-24, is damaged, set aside and trained again, then damaged again:
+    # the second ckpt-24 is set aside beside the first, never over it.
+    for cut in (60, 50):
+        (data_file,) = (tmp_path / "training_checkpoints").glob("ckpt-24.data-*")
+        data_file.write_bytes(data_file.read_bytes()[:cut])
+        train(smoke(epochs=3), tmp_path, data=tiny, quiet=True)
+    assert len((damaged / "2" / data_file.name).read_bytes()) == 60
+    assert len((damaged / "3" / data_file.name).read_bytes()) == 50
+    assert len((damaged / "1" / data_file.name.replace("24", "16")).read_bytes()) == 100
 
 
 def test_no_intact_checkpoint_left_is_one_clear_error(tmp_path, tiny):

@@ -16,11 +16,11 @@ from gan_mnist.config import (
     flag_name,
     make_config,
     resumed_config,
-    saved_config,
+    run_config,
 )
 from gan_mnist.data import DATASETS
 from gan_mnist.errors import UserError, check_run_dir, write_failure
-from gan_mnist.files import CHECKPOINT_DIR, METRICS_NAME, RUNS_DIR
+from gan_mnist.files import METRICS_NAME, RUNS_DIR
 from gan_mnist.guards import refuse_foreign_folder
 
 
@@ -32,8 +32,7 @@ def cmd_app(args: argparse.Namespace) -> None:
     from gan_mnist import app
 
     app.import_gradio()
-    print(f"serving {len(args.run_dirs)} run(s) on http://{args.host}:{args.port} (Ctrl-C stops)")
-    app.launch(args.run_dirs, host=args.host, port=args.port)
+    app.launch(args.run_dirs, host=args.host, port=args.port, announce=True)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -44,11 +43,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
     out = Path(args.out) if args.out else runfolder.run_folder(config, RUNS_DIR)
-    kind = runfolder.holds(out)
-    if kind in (runfolder.OTHER, runfolder.DAMAGED):
-        refuse_foreign_folder(out)  # before TensorFlow loads: a quick, quiet error
-    resumes = kind == runfolder.RUN and (out / CHECKPOINT_DIR).is_dir()
-    previous = saved_config(out) if resumes else None
+    refuse_foreign_folder(out)  # before TensorFlow loads (as a rule): a quick, quiet error
+    previous = run_config(out) if runfolder.checkpoint_prefixes(out) else None
     if previous is not None:  # a run continues with its own settings
         preset = make_config(args.preset or "tutorial", model=previous.model)
         differ = [
@@ -249,7 +245,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from gan_mnist.data import load_dataset
     from gan_mnist.evaluator import Evaluator, evaluate_run, format_table
 
-    config = saved_config(Path(args.run_dir))
+    config = run_config(Path(args.run_dir))
     dataset = config.dataset if config else "mnist"
     data = load_dataset(dataset, args.data) if args.data else None
     evaluator = Evaluator.load(args.classifier, dataset) if args.classifier else None

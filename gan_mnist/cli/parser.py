@@ -17,10 +17,10 @@ from gan_mnist.config import (
     TrainConfig,
     flag_name,
     make_config,
+    measured_models,
 )
 from gan_mnist.data import DATASETS
 from gan_mnist.files import RUNS_DIR
-from gan_mnist.models import FAMILIES
 
 DESCRIPTION = """\
 Train a GAN (the TensorFlow tutorial's DCGAN, the InfoGAN paper's networks that
@@ -176,14 +176,15 @@ def _presets_help() -> str:
     )
     return (
         presets
-        + "\n  the same presets for the other model families:\n"
+        + "\n  the presets measured with other model families (the rest are refused):\n"
         + "\n".join(
             f"    {name} --model {model}: {settings(name, model)}"
             for name in PRESETS
             if name != "smoke"
-            for model in FAMILIES
+            for model in measured_models(name)
             if model != PRESETS[name].model
         )
+        + "\n    smoke --model any family: the tests' tiny run"
     )
 
 
@@ -295,12 +296,14 @@ def _add_evaluate_command(commands) -> None:
         "evaluate",
         help="measure a run's images with its data set's classifier",
         description="Generate N images with a run's generator and measure them with the "
-        "classifier of the run's data set (shipped in the package), against its 10,000 "
-        "test images: Fréchet distance of the classifier's features (FID's formula, not "
-        "Inception features), classifier score (Inception Score analogue), classes "
-        "covered, KL from uniform, precision and recall. The same metrics for N "
-        "real training images are printed beside as the ceiling. Conditional runs add, "
-        "for each class, the share of its samples the classifier labels as that class. "
+        "classifier of the run's data set (shipped in the package), against as many of "
+        "its test images (all 10,000 for the default N; for a smaller N a fixed subset "
+        "of N, the same every time, since the measures are biased by the number): "
+        "Fréchet distance of the classifier's features (FID's formula, not Inception "
+        "features), classifier score (Inception Score analogue), classes covered, KL "
+        "from uniform, precision and recall. The same metrics for N real training "
+        "images are printed beside as the ceiling. Conditional runs add, for each "
+        "class, the share of its samples the classifier labels as that class. "
         "Writes DIR/metrics.json.",
     )
     evaluate.add_argument("run_dir", metavar="DIR", help="the --out folder of a training run")
