@@ -16,6 +16,7 @@ import atexit
 import collections
 import json
 import os
+import shlex
 import shutil
 import socket
 import tempfile
@@ -26,7 +27,6 @@ from types import SimpleNamespace
 import numpy as np
 
 from gan_mnist import artifacts, files
-from gan_mnist.data import NUM_CLASSES
 from gan_mnist.errors import UserError
 from gan_mnist.files import METRICS_NAME
 from gan_mnist.metrics import summary
@@ -58,9 +58,7 @@ class LoadedRun:
 
     @property
     def class_names(self) -> list[str]:
-        from gan_mnist.data import DATASETS
-
-        return list(DATASETS[self.config.dataset].class_names)
+        return list(self.config.classes)
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
@@ -104,7 +102,7 @@ def new_batch(
     run: LoadedRun, seed: int, label: int | None = None, n: int = GRID_IMAGES
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``n`` new images (and classes) from ``seed``: exactly `gan-mnist sample --n N
-    --seed S [--digit D]` of the same run."""
+    --seed S [--class NAME]` of the same run."""
     from gan_mnist.sampling import sample
 
     if label is not None and not run.conditional:
@@ -142,7 +140,8 @@ def noise_walk_frame(
     noise = slerp(start, end, float(t))
     labels = None
     if run.conditional:
-        labels = np.full(walks, label) if label is not None else np.arange(walks) % NUM_CLASSES
+        classes = run.models.num_classes
+        labels = np.full(walks, label) if label is not None else np.arange(walks) % classes
     return run.models.to_uint8(run.models.generate(noise, labels))
 
 
@@ -154,7 +153,7 @@ def class_walk_frame(
     if not run.conditional:
         raise UserError(f"this run ({run.config.model}) has no classes to walk between")
     noise = walk_endpoints(run, seed, walks)[0]
-    eye = np.eye(NUM_CLASSES, dtype=np.float32)
+    eye = np.eye(run.models.num_classes, dtype=np.float32)
     mixture = (1 - float(t)) * eye[int(start)] + float(t) * eye[int(end)]
     return run.models.to_uint8(run.models.generate(noise, np.tile(mixture, (walks, 1))))
 
@@ -270,7 +269,7 @@ class Callbacks:
         png, npz = write_downloads(images, labels, stem, self.batch_folder())
         command = f"gan-mnist sample {run.run_dir} --n {GRID_IMAGES} --seed {int(seed)}"
         if label is not None:
-            command += f" --digit {label}"
+            command += f" --class {shlex.quote(run.class_names[label])}"
         rows = class_rows(run, seed) if run.conditional else None
         return (
             picture(images, 8),
@@ -323,7 +322,9 @@ def build_page(run_dirs: list[str | Path]):
         run = load_run(run_dir)
         runs[run.name] = run
     calls = Callbacks(gr, runs, Path(tempfile.mkdtemp(prefix="gan-mnist-app-")))
-    with gr.Blocks(title="gan-mnist") as page:
+    # Gradio copies each download into a cache of its own: files older than ten minutes
+    # go, every ten minutes (and all of them when the server stops).
+    with gr.Blocks(title="gan-mnist", delete_cache=(600, 600)) as page:
         parts = _lay_out(gr, runs)
         _connect(page, parts, calls)
     return page

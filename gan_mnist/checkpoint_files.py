@@ -74,7 +74,8 @@ def newest_intact_checkpoint(run_dir: Path, set_aside: bool = False) -> tuple[st
         damaged.append(path)
     if damaged:
         names = ", ".join(Path(p).name for p in damaged)
-        where = f"moved to {Path(run_dir) / CHECKPOINT_DIR / DAMAGED_DIR}" if set_aside else "kept"
+        aside = Path(run_dir) / CHECKPOINT_DIR / DAMAGED_DIR
+        where = f"moved into a new folder of {aside}" if set_aside else "kept"
         fallback = f"using {Path(good).name}" if good else "no intact checkpoint is left"
         print(f"warning: damaged checkpoint files ({names}), {where}; {fallback}.")
     if damaged and set_aside:
@@ -224,9 +225,12 @@ def _from_keras_file(saved: Path, config: TrainConfig | None) -> tuple[GanModels
             "damaged. Train again into this folder to rewrite it, or use another run."
         ) from None
     if config is None:
-        conditional = len(generator.inputs) == 2
+        inputs = [int(i.shape[-1]) for i in generator.inputs]
         config = TrainConfig(
-            model="cdcgan" if conditional else "dcgan",
-            noise_dim=int(generator.inputs[0].shape[-1]),
+            model="cdcgan" if len(inputs) == 2 else "dcgan",
+            noise_dim=inputs[0],
+            class_names=tuple(map(str, range(inputs[1]))) if len(inputs) == 2 else None,
         )
-    return GanModels(generator, None, FAMILIES[config.model], config.noise_dim), config
+    family = FAMILIES[config.model]
+    models = GanModels(generator, None, family, config.noise_dim, num_classes=config.num_classes)
+    return models, config

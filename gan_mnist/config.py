@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_mnist import runfolder
-from gan_mnist.data import DATASETS
+from gan_mnist.data import DATASETS, IMAGES, NUM_CLASSES, is_image_folder
 from gan_mnist.devices import LEVER_CHOICES, PRECISION_CHOICES, STRATEGIES
 from gan_mnist.errors import UserError
 from gan_mnist.files import CONFIG_NAME, RUN_FORMAT
@@ -150,8 +150,18 @@ class TrainConfig:
     )
     data: str | None = _setting(
         None,
-        "data file to use instead of the download: a Keras-format .npz (x_train, y_train, "
-        "x_test, y_test) or a folder of the four IDX files",
+        "your own data instead of the download: a Keras-format .npz (x_train, y_train, "
+        "x_test, y_test), a folder of the four IDX files, or a folder of images (PNG, "
+        "JPEG, BMP, GIF, WebP, TIFF; directly in it for one class or one subfolder per "
+        "class), each made 28x28 grey: its longer side scaled to 28 (Lanczos), centred on "
+        "its border's colour, grey by ITU-R 601 luma, transparency laid on a background "
+        "that keeps its strokes visible (docs/data.md); the data set is then `images`",
+    )
+    class_names: tuple[str, ...] | None = _setting(
+        None,
+        "the classes of a folder of images, from its subfolders (None: the data set's own)",
+        fixed=True,
+        flag=False,
     )
 
     def __post_init__(self) -> None:
@@ -207,6 +217,16 @@ class TrainConfig:
                     f"got {getattr(self, f.name)!r}."
                 )
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The run's classes: a folder's (saved with the run), or its data set's."""
+        return self.class_names or DATASETS[self.dataset].class_names
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the run's images have (a conditional model's one-hot size)."""
+        return len(self.class_names) if self.class_names else NUM_CLASSES
+
     def to_json(self) -> str:
         """config.json's text: the mark of a run of ours, then every setting."""
         return json.dumps({"format": RUN_FORMAT, **dataclasses.asdict(self)}, indent=2) + "\n"
@@ -224,12 +244,16 @@ class TrainConfig:
     def from_dict(cls, values: dict) -> TrainConfig:
         """The settings in ``values``; keys that are not settings are left out."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        if values.get("class_names") is not None:  # JSON has lists, the config tuples
+            values["class_names"] = tuple(values["class_names"])
+        return cls(**values)
 
     def fixed_differences(self, other: TrainConfig) -> list[str]:
         """Fields that define the checkpoint's shape or data and differ from ``other``."""
         return [
-            f"{flag_name(f.name)} {getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
+            f"{flag_name(f.name) if f.metadata['flag'] else f.name.replace('_', ' ')} "
+            f"{getattr(other, f.name)!r} -> {getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)
             if f.metadata["fixed"] and getattr(self, f.name) != getattr(other, f.name)
         ]
@@ -289,7 +313,7 @@ def saved_config(out_dir: Path) -> TrainConfig | None:
         ) from None
 
 
-def run_config(folder: Path) -> TrainConfig | None:
+def run_config(folder: Path, say: bool = True) -> TrainConfig | None:
     """A run's settings: its config.json, or, when that is lost, the ones its newest
     readable checkpoint holds; None for a folder without either.
 
@@ -302,7 +326,8 @@ def run_config(folder: Path) -> TrainConfig | None:
     saved = runfolder.saved_settings(folder)
     if saved is None:
         return None
-    print(f"note: {Path(folder) / CONFIG_NAME} is missing; using the settings in its checkpoint.")
+    if say:
+        print(f"note: {Path(folder) / CONFIG_NAME} is missing; using its checkpoint's settings.")
     return TrainConfig.from_dict(saved["config"])
 
 
@@ -319,7 +344,7 @@ def check_eval_samples(n: int, flag: str) -> None:
 
 
 # Epochs that `gan-mnist train-evaluator` trains each data set's classifier for.
-EVALUATOR_EPOCHS = {"mnist": 4, "fashion_mnist": 8}
+EVALUATOR_EPOCHS = {"mnist": 4, "fashion_mnist": 8, "images": 8}
 
 # How `train` shows progress (--progress): a live bar, log lines, or the epoch lines only.
 PROGRESS_MODES = ("bar", "lines", "none")
@@ -432,5 +457,9 @@ def make_config(preset: str = "tutorial", **overrides: Any) -> TrainConfig:
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}.")
     given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("data"):  # found again from anywhere (a resume, evaluate, the app)
+        given["data"] = str(Path(given["data"]).resolve())
+        if "dataset" not in given and is_image_folder(given["data"]):
+            given["dataset"] = IMAGES  # a folder of images is its own data set
     model = given.get("model", PRESETS[preset].model)
     return TrainConfig(**{**preset_values(preset, model), "model": model, **given})

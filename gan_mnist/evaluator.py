@@ -8,6 +8,8 @@ classifier of its own data set. The weights ship in the package
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 import keras
@@ -17,7 +19,7 @@ from keras import layers
 
 from gan_mnist import metrics
 from gan_mnist.config import EVALUATOR_EPOCHS
-from gan_mnist.data import NUM_CLASSES, ImageData
+from gan_mnist.data import IMAGES, NUM_CLASSES, ImageData
 from gan_mnist.errors import UserError
 from gan_mnist.models.base import GanModels
 
@@ -31,12 +33,39 @@ def weights_path(dataset: str = "mnist") -> Path:
     return WEIGHTS_DIR / f"{dataset}_classifier.weights.h5"
 
 
+# A folder of images is measured only by a classifier trained on it: with at least two
+# classes to tell apart, and enough images that 128 features per image mean something
+# (a Fréchet distance estimates a 128 x 128 covariance: thousands of images).
+MIN_FOLDER_CLASSES, MIN_FOLDER_IMAGES = 2, 2000
+
+
+def folder_classifier(data: ImageData) -> Path:
+    """Where `gan-mnist train-evaluator --data FOLDER` keeps a folder's classifier: in
+    this project's cache, keyed by the digest of the folder's images (its accuracy and
+    classes beside it, in a .json file of the same name)."""
+    from gan_mnist.data import cache_dir
+
+    return cache_dir() / "classifiers" / f"{data.digest}.weights.h5"
+
+
+def check_measurable(data: ImageData) -> None:
+    """Refuse a folder of images that no classifier can be trained on, saying why."""
+    classes, images = len(data.class_names), len(data.x_train)
+    if classes < MIN_FOLDER_CLASSES or images < MIN_FOLDER_IMAGES:
+        raise UserError(
+            f"{data.source} cannot be measured: that needs a classifier trained on it, and "
+            f"so at least {MIN_FOLDER_CLASSES} classes (one subfolder each) and "
+            f"{MIN_FOLDER_IMAGES:,} images; it has {classes} and {images:,}. Judge its "
+            "pictures by eye (DCGAN_Images/, gan-mnist sample ... --grid)."
+        )
+
+
 WEIGHTS = weights_path("mnist")
 
 
-def build_classifier() -> keras.Model:
-    """A small CNN: uint8 images (batch, 28, 28) -> 10 logits; its 128-d penultimate
-    layer (named "features") is the feature space of the Fréchet distance.
+def build_classifier(num_classes: int = NUM_CLASSES) -> keras.Model:
+    """A small CNN: uint8 images (batch, 28, 28) -> a logit per class; its 128-d
+    penultimate layer (named "features") is the feature space of the Fréchet distance.
 
     The same network for every data set: 99.30% test accuracy on MNIST after 4
     epochs, 91.7% on Fashion-MNIST after 8."""
@@ -54,7 +83,7 @@ def build_classifier() -> keras.Model:
             layers.Flatten(),
             layers.Dense(FEATURE_SIZE, activation="relu", name=FEATURES),  # (batch, 128)
             layers.Dropout(0.4),
-            layers.Dense(NUM_CLASSES, name="logits"),
+            layers.Dense(num_classes, name="logits"),
         ],
         name="mnist_classifier",
     )
@@ -64,22 +93,25 @@ def train_classifier(
     data: ImageData, epochs: int | None = None, seed: int = 0, verbose: int = 2
 ) -> tuple[keras.Model, float]:
     """Train the classifier on a data set's training images (for ``epochs``, by default
-    `EVALUATOR_EPOCHS` of its data set).
+    `EVALUATOR_EPOCHS` of its data set); a folder's on all but its held-out tenth.
 
     Returns:
-        (model, accuracy on the 10,000 test images).
+        (model, accuracy on the test images: MNIST's 10,000, or a folder's held-out).
     """
     epochs = EVALUATOR_EPOCHS[data.dataset] if epochs is None else epochs
     keras.utils.set_random_seed(seed)
-    model = build_classifier()
+    model = build_classifier(len(data.class_names))
+    x, y = data.x_train, data.y_train
+    if data.held_out is not None:  # a folder: its test images are training images too
+        x, y = x[~data.held_out], y[~data.held_out]
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     model.fit(
-        data.x_train,
-        data.y_train,
+        x,
+        y,
         batch_size=128,
         epochs=epochs,
         verbose=verbose,
@@ -92,8 +124,9 @@ def train_classifier(
 class Evaluator:
     """Features and class probabilities of images, and the metrics built on them."""
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, model: keras.Model, about: str = ""):
         self.model = model
+        self.about = about  # which classifier, for the table: a folder's says how good
         both = keras.Model(model.inputs, [model.get_layer(FEATURES).output, model.outputs[0]])
         # One graph for any number of images: Keras' predict traces again for each new
         # last-batch size, and after a few it warns of retracing (into a notebook's cell).
@@ -103,12 +136,38 @@ class Evaluator:
         )
 
     @classmethod
-    def load(cls, path: Path | None = None, dataset: str = "mnist") -> Evaluator:
-        """The shipped classifier of ``dataset`` (or the weights at ``path``), shared by
-        every caller in the process while the file is unchanged: use it, do not train or
-        modify its model."""
+    def load(
+        cls, path: Path | None = None, dataset: str = "mnist", data: ImageData | None = None
+    ) -> Evaluator:
+        """The shipped classifier of ``dataset``, a folder's own (``data``, of the data
+        set `images`: trained by `gan-mnist train-evaluator --data FOLDER`), or the
+        weights at ``path``; shared by every caller in the process while the file is
+        unchanged: use it, do not train or modify its model."""
+        classes, retrain = NUM_CLASSES, f"`gan-mnist train-evaluator --dataset {dataset}`"
+        about = f"the classifier {path}" if path is not None else f"the shipped {dataset} one"
+        if dataset == IMAGES:
+            if data is None:
+                raise UserError("measuring a run of your own images needs its --data folder.")
+            check_measurable(data)
+            classes, folder = len(data.class_names), data.source
+            retrain = f"`gan-mnist train-evaluator --data {folder}`"
+            if path is None:
+                path = folder_classifier(data)
+                if not path.exists():
+                    raise UserError(
+                        f"no classifier knows the images of {folder} yet, and an MNIST one "
+                        f"would measure nothing of them. Train one with {retrain} (it trains "
+                        "on most of the images and says how often it is right on the rest), "
+                        "then measure again."
+                    )
+                about = f"the classifier trained on {folder}"
+                with contextlib.suppress(OSError, ValueError, KeyError):  # written after it
+                    trained = json.loads(path.with_suffix("").with_suffix(".json").read_text())
+                    about += (
+                        f" ({trained['accuracy']:.1%} right on its "
+                        f"{trained['test_images']:,} held-out images)"
+                    )
         path = Path(path) if path is not None else weights_path(dataset)
-        retrain = f"`gan-mnist train-evaluator --dataset {dataset}`"
         if not path.exists():
             raise UserError(f"no evaluator weights at {path}. Train them with {retrain}.")
         # One evaluator per weights file as it is now, for the whole process: a new one
@@ -117,22 +176,23 @@ class Evaluator:
         stat = path.stat()  # a rewrite or rename changes ctime, which no copy can set
         key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns)
         if key not in _LOADED:
-            model = build_classifier()
+            model = build_classifier(classes)
             try:
                 model.load_weights(path)
             except Exception as error:  # h5py and Keras raise many kinds for a damaged file
                 raise UserError(
                     f"the evaluator weights {path} cannot be read ({str(error)[:160]}); the "
-                    f"file is damaged. Reinstall the package or retrain them with {retrain}."
+                    f"file is damaged or for other classes. Retrain them with {retrain}."
                 ) from None
-            _LOADED[key] = cls(model)
+            _LOADED[key] = cls(model, about)
         return _LOADED[key]
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-        """Args: images (N, 28, 28) uint8. Returns: features (N, 128), probabilities (N, 10)."""
+        """Args: images (N, 28, 28) uint8. Returns: features (N, 128), probabilities (N, K)."""
         images = np.asarray(images, np.float32).reshape(-1, 28, 28)  # also (N, 28, 28, 1)
         if not len(images):
-            return np.zeros((0, FEATURE_SIZE), np.float32), np.zeros((0, NUM_CLASSES), np.float32)
+            classes = self.model.output_shape[-1]
+            return np.zeros((0, FEATURE_SIZE), np.float32), np.zeros((0, classes), np.float32)
         starts = range(0, len(images), batch_size)
         outputs = [self._features_and_logits(images[i : i + batch_size]) for i in starts]
         features = np.concatenate([pair[0].numpy() for pair in outputs])
@@ -184,10 +244,11 @@ def evaluate_run(
     seed: int = 0,
     data: ImageData | None = None,
     evaluator: Evaluator | None = None,
+    classifier: Path | None = None,
 ) -> dict:
     """Metrics of a run's generator on ``n`` samples, beside ``n`` real training images
-    (`evaluate_models`), with the classifier of the run's own data set; also the run's
-    folder and what was loaded from it."""
+    (`evaluate_models`), with the classifier of the run's own data set (or the weights
+    file ``classifier``); also the run's folder and what was loaded from it."""
     from gan_mnist.checkpoint_files import load_generator
     from gan_mnist.data import load_dataset
 
@@ -196,6 +257,12 @@ def evaluate_run(
         # The run's own data file if it is still there, else the data set's usual copy
         # (the test images are the same; a moved file is not the user's mistake).
         trained_on = config.data if config.data and Path(config.data).exists() else None
+        if config.dataset == IMAGES and trained_on is None:
+            raise UserError(
+                f"{run_dir} was trained on the images of {config.data}, which are gone: "
+                "measuring needs them (their held-out tenth, and the classifier trained on "
+                "them). Pass --data FOLDER if they moved."
+            )
         if config.data and trained_on is None:
             print(f"note: {config.data} (the run's --data) is gone; using {config.dataset}.")
         data = load_dataset(config.dataset, trained_on)
@@ -203,6 +270,13 @@ def evaluate_run(
         raise UserError(
             f"{run_dir} was trained on {config.dataset}, but the data given is {data.dataset}."
         )
+    if data.names is not None and tuple(data.names) != config.classes:
+        raise UserError(
+            f"{run_dir} was trained on images of the classes {', '.join(config.classes)}, but "
+            f"{data.source} has {', '.join(data.names)}: give the run's own folder."
+        )
+    if classifier is not None:
+        evaluator = Evaluator.load(classifier, data.dataset, data)
     result = evaluate_models(models, n, seed, data, evaluator)
     return {"run": str(run_dir), "generator": source, "model": config.model, **result}
 
@@ -230,19 +304,27 @@ def evaluate_models(
     """Metrics of ``n`` samples of ``models``' generator, beside ``n`` real training images.
 
     Both are compared with ``n`` of the data set's test images (all 10,000 for the
-    default n), using the data set's classifier; the real images' row is the ceiling a
-    perfect generator would reach. For conditional models, also the share of each
-    class's samples that the classifier labels as that class.
+    default n; a folder's held-out tenth, ``n`` at most as many), using the data set's
+    classifier; the real images' row is the ceiling a perfect generator would reach.
+    For conditional models, also the share of each class's samples that the classifier
+    labels as that class.
     """
     from gan_mnist.sampling import generate_images
 
-    if n > len(data.x_train):
-        raise UserError(f"--n {n} is more than the {len(data.x_train)} real training images.")
-    evaluator = evaluator or Evaluator.load(dataset=data.dataset)
+    evaluator = evaluator or Evaluator.load(dataset=data.dataset, data=data)
+    if data.held_out is not None and n > len(data.x_test):
+        print(f"note: {len(data.x_test)} samples, as many as the folder's held-out images.")
+        n = len(data.x_test)
     reference, _ = evaluator.predict(reference_images(data, n))
-    real = data.x_train[np.random.default_rng(seed).choice(len(data.x_train), n, replace=False)]
+    # The ceiling's real images: a folder's from the rest, not its held-out reference.
+    pool = data.x_train if data.held_out is None else data.x_train[~data.held_out]
+    if n > len(pool):
+        raise UserError(f"--n {n} is more than the {len(pool)} real training images.")
+    real = pool[np.random.default_rng(seed).choice(len(pool), n, replace=False)]
     result = {
         "dataset": data.dataset,
+        "classifier": evaluator.about,
+        "class_names": list(data.class_names),
         "n": n,
         "seed": seed,
         "generated": evaluator.score(generate_images(models, n, seed), reference),
@@ -254,17 +336,17 @@ def evaluate_models(
 
 
 def class_accuracy(models, evaluator: Evaluator, n: int, seed: int) -> dict:
-    """For a conditional generator: of the samples asked to be class c (n / 10 each),
+    """For a conditional generator: of the samples asked to be class c (n / K each),
     the share that the classifier labels c.
 
     Returns:
-        {"per_class": [10 shares], "mean", "min", "n_per_class"}.
+        {"per_class": [K shares], "mean", "min", "n_per_class"}.
     """
     from gan_mnist.sampling import generate_images
 
-    per_class_n = max(n // NUM_CLASSES, 1)
+    per_class_n = max(n // models.num_classes, 1)
     shares = []
-    for label in range(NUM_CLASSES):
+    for label in range(models.num_classes):
         images = generate_images(models, per_class_n, seed + label, label=label)
         shares.append(evaluator.accuracy(images, np.full(per_class_n, label)))
     return {
@@ -284,12 +366,13 @@ def format_table(result: dict) -> str:
             for value in (result["generated"][metric.key], result["real_data_ceiling"][metric.key])
         ]
         lines.append(f"{metric.label:62} {cells[0]:>10} {cells[1]:>10}")
-    lines.append(f"{'class histogram (0..9), generated':62} {result['generated']['histogram']}")
+    from gan_mnist.data import DATASETS
+
+    names = result.get("class_names") or DATASETS[result.get("dataset", "mnist")].class_names
+    histogram = f"class histogram ({names[0]}..{names[-1]}), generated"
+    lines.append(f"{histogram:62} {result['generated']['histogram']}")
     if "class_accuracy" in result:
         accuracy = result["class_accuracy"]
-        from gan_mnist.data import DATASETS
-
-        names = DATASETS[result.get("dataset", "mnist")].class_names
         shares = " ".join(
             f"{name}:{share:.3f}" for name, share in zip(names, accuracy["per_class"], strict=True)
         )
@@ -309,7 +392,8 @@ class TrainingEvaluation:
     METRICS = metrics.HEADLINE
 
     def __init__(self, data: ImageData, samples: int, seed: int, history: list[dict]):
-        self.evaluator = Evaluator.load(dataset=data.dataset)
+        self.evaluator = Evaluator.load(dataset=data.dataset, data=data)
+        samples = min(samples, len(data.x_test))  # a folder's held-out images, at most
         self.reference, _ = self.evaluator.predict(reference_images(data, samples))
         self.samples, self.seed = samples, seed
         # A resumed run remembers its best distance from history.csv.

@@ -39,14 +39,14 @@ METRICS = (
     ),
     Metric(
         "classifier_score",
-        "classifier score (Inception Score analogue, max 10)",
+        "classifier score (Inception Score analogue, max = classes)",
         ".2f",
         "classifier score",
         "score",
     ),
     Metric(
         "digits_covered",
-        "classes covered (of 10, confident samples)",
+        "classes covered (confident samples)",
         "g",  # a count, also when history.csv gave it back as a float
         "classes covered",
         "classes",

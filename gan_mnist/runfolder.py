@@ -16,6 +16,7 @@ import json
 import re
 from pathlib import Path
 
+from gan_mnist.errors import UserError
 from gan_mnist.files import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
@@ -61,7 +62,11 @@ SETTINGS_KEY = "settings/.ATTRIBUTES/py_state"
 def saved_settings(folder: str | Path) -> dict | None:
     """What the newest readable checkpoint of ``folder`` holds inside it, the run's
     settings and data digest (``{"config": {...}, "data": ...}``), or None: no
-    checkpoint, or not one of ours. The only reader here that needs TensorFlow."""
+    checkpoint, or not one of ours. The only reader here that needs TensorFlow.
+
+    Raises:
+        UserError: none of its checkpoints can be read, so no one can tell.
+    """
     prefixes = checkpoint_prefixes(folder)
     if not prefixes:
         return None
@@ -73,9 +78,13 @@ def saved_settings(folder: str | Path) -> dict | None:
             if SETTINGS_KEY not in reader.get_variable_to_shape_map():
                 return None  # someone else's checkpoints
             return json.loads(reader.get_tensor(SETTINGS_KEY))
-        except Exception:  # damaged or unreadable: an older one may still tell
-            continue
-    return None
+        except Exception as error:  # damaged or unreadable: an older one may still tell
+            why = str(error).strip().splitlines()[0][:160] if str(error).strip() else repr(error)
+    raise UserError(
+        f"{folder} has no {CONFIG_NAME}, and none of its checkpoints can be read ({why}), "
+        f"so whether it is a run of ours cannot be told. Restore its {CONFIG_NAME}, or "
+        "train into another folder."
+    )
 
 
 def holds(folder: str | Path) -> str:
@@ -148,17 +157,22 @@ def run_folder(
 
 def data_digest(path: str | Path) -> str:
     """A short digest of a ``--data`` file's contents (a folder's: each file's name and
-    contents, in order); a path that cannot be read is named as it is (training will
-    say what is wrong with it)."""
+    contents, in order; a folder of images: its images', `images.folder_digest`, which
+    refuses a folder that is not a data set at once); a path that cannot be read is
+    named as it is."""
+    from gan_mnist import data, images
+
     path = Path(path)
     digest = hashlib.sha256()
     try:
+        if data.is_image_folder(path):
+            return images.folder_digest(images.layout(path), path)
         parts = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for part in parts:
             digest.update(str(part.relative_to(path) if path.is_dir() else "").encode())
             with open(part, "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
-    except OSError:
+    except OSError:  # training will say what is wrong with it
         return f"unreadable:{path}"
     return digest.hexdigest()[:16]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gan_mnist.models.base import NUM_CLASSES, GanModels
+from gan_mnist.models.base import GanModels
 
 
 def sample(
@@ -80,7 +80,7 @@ def noise_walk(
     """
     rng = np.random.default_rng(seed)
     points = rng.standard_normal((keypoints, walks, models.noise_dim)).astype(np.float32)
-    classes = [label] if label is not None else range(NUM_CLASSES)
+    classes = [label] if label is not None else range(models.num_classes)
     frames = []
     for k in range(keypoints):
         start, end = points[k], points[(k + 1) % keypoints]
@@ -97,7 +97,7 @@ def noise_walk(
 
 
 def class_walk(models: GanModels, seed: int, walks: int = 8, steps: int = 12) -> list[np.ndarray]:
-    """Frames of a walk from class 0 to 1, ..., 9 and back to 0 at fixed noise.
+    """Frames of a walk from class 0 to 1, ..., the last and back to 0 at fixed noise.
 
     Conditional models only: the generator's class input moves linearly from one
     one-hot vector to the next, so each of the ``walks`` fixed noise vectors keeps
@@ -108,12 +108,13 @@ def class_walk(models: GanModels, seed: int, walks: int = 8, steps: int = 12) ->
         raise ValueError(f"the {models.family.name} model has no classes to walk between")
     noise = np.random.default_rng(seed).standard_normal((walks, models.noise_dim))
     noise = noise.astype(np.float32)
-    eye = np.eye(NUM_CLASSES, dtype=np.float32)
+    classes = models.num_classes
+    eye = np.eye(classes, dtype=np.float32)
     frames = []
-    for c in range(NUM_CLASSES):
+    for c in range(classes):
         for s in range(steps):
             t = s / steps
-            mixture = (1 - t) * eye[c] + t * eye[(c + 1) % NUM_CLASSES]
+            mixture = (1 - t) * eye[c] + t * eye[(c + 1) % classes]
             images = models.generate(noise, np.tile(mixture, (walks, 1)), training=False)
             frames.append(models.to_uint8(images))
     return frames

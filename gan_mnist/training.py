@@ -35,6 +35,7 @@ from gan_mnist.guards import (
     remove_stale_temporaries,
     run_lock,
 )
+from gan_mnist.models import FAMILIES
 from gan_mnist.models.base import GanModels, fingerprint
 from gan_mnist.quiet import held_back
 from gan_mnist.records import (
@@ -160,6 +161,8 @@ def _train_locked(
     config, out_dir, data, models, progress, on_epoch_end, max_minutes, place, restore_dir=None
 ):
     """`train` once it holds the folder's lock (or, a non-chief worker, its scratch)."""
+    data = data or load_dataset(config.dataset, config.data)
+    config = with_classes(config, data)
     previous = check_resumable(config, restore_dir or out_dir)
     if place.name == "multiworker" and config.seed is None and previous is None:
         raise UserError(
@@ -167,7 +170,6 @@ def _train_locked(
             "all of them draw the same data order."
         )
     config = with_seed(config, previous)
-    data = data or load_dataset(config.dataset, config.data)
     images, labels = training_images(config, data)
     if config.batch_size % place.replicas:
         raise UserError(
@@ -311,6 +313,24 @@ def with_seed(config: TrainConfig, previous: TrainConfig | None) -> TrainConfig:
     return config
 
 
+def with_classes(config: TrainConfig, data: ImageData) -> TrainConfig:
+    """The config with a folder's classes (saved with the run, so that sampling and the
+    app name them after the folder has moved or gone).
+
+    Raises:
+        UserError: a conditional family asked of a folder with one class.
+    """
+    if data.names is None:
+        return config
+    if FAMILIES[config.model].conditional and len(data.names) < 2:
+        raise UserError(
+            f"--model {config.model} draws the class you ask for, but {data.source} has one "
+            f"class ({data.names[0]}). Put its images in one subfolder per class, or train an "
+            "unconditional family (the preset's own, or --model dcgan)."
+        )
+    return replace(config, class_names=tuple(data.names))
+
+
 def training_images(config: TrainConfig, data: ImageData) -> tuple[np.ndarray, np.ndarray]:
     """The (images, labels) a run trains on: the first ``config.limit`` of the data set."""
     images, labels = data.x_train, data.y_train
@@ -321,7 +341,7 @@ def training_images(config: TrainConfig, data: ImageData) -> tuple[np.ndarray, n
             f"--batch-size {config.batch_size} is larger than the {len(images)} training "
             "images: lower --batch-size or raise --limit."
         )
-    print(f"data: {len(images)} training images from {data.source}")
+    print(f"data: {len(images)} training images from {data.source}{data.details}")
     return images, labels
 
 

@@ -42,7 +42,7 @@ def test_help_is_the_manual():
     for text in (
         "--preset {tutorial,demo,fast,smoke}",
         "--model {dcgan,cdcgan,infogan-nets,mlp}",
-        "--dataset {mnist,fashion_mnist}",
+        "--dataset {mnist,fashion_mnist,images}",
         "--loss {nonsaturating,hinge,least_squares}",
         "--epochs N",
         "--checkpoint-every K",
@@ -57,7 +57,7 @@ def test_help_is_the_manual():
     ):
         assert text in result.stdout, text
     assert "--n N" in run_cli("sample", "--help").stdout
-    assert "--digit D" in run_cli("sample", "--help").stdout
+    assert "--class NAME, --digit NAME" in run_cli("sample", "--help").stdout
     assert "--walk {noise,classes}" in run_cli("interpolate", "--help").stdout
 
 
@@ -195,7 +195,7 @@ def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(
         2,
     )
     assert sevens.returncode == 0, sevens.stderr
-    assert "150 images of class 7" in sevens.stdout and "the first 100" in sevens.stdout
+    assert "150 images of class '7'" in sevens.stdout and "the first 100" in sevens.stdout
     with np.load(tmp_path / "7.npz") as f:
         assert f["images"].shape == (150, 28, 28) and f["labels"].tolist() == [7] * 150
     # --grid shows at most 100 images: 10 x 10 tiles of 30 px, 4x scaled.
@@ -208,7 +208,7 @@ def test_conditional_run_samples_a_chosen_digit_and_walks_through_classes(
         assert iio.imread(gif, index=None).shape[0] == (30 if extra[:1] == ["--walk"] else 12)
 
     bad = run_cli("sample", out, "--digit", "12", "--out", tmp_path / "x.npz")
-    assert bad.returncode == 2 and "--digit '12' is not a class of mnist" in bad.stderr
+    assert bad.returncode == 2 and "--class '12' is not a class of this run" in bad.stderr
     assert not (tmp_path / "x.npz").exists()
 
     evaluation = run_cli("evaluate", out, "--n", 100, "--data", tiny_npz)
@@ -238,7 +238,7 @@ def test_digit_on_an_unconditional_run_is_refused(tmp_path, smoke_runs):
     out = smoke_runs["dcgan"]
     result = run_cli("sample", out, "--digit", "7", "--out", tmp_path / "s.npz")
     assert result.returncode == 2
-    assert "--digit needs a conditional run" in result.stderr and "Traceback" not in result.stderr
+    assert "--class needs a conditional run" in result.stderr and "Traceback" not in result.stderr
     walk = run_cli("interpolate", out, "--walk", "classes", "--out", tmp_path / "w.gif")
     assert walk.returncode == 2 and "needs a conditional run" in walk.stderr
     assert not (tmp_path / "s.npz").exists() and not (tmp_path / "w.gif").exists()

@@ -88,7 +88,7 @@ def test_a_run_whose_config_json_is_lost_goes_on_with_its_checkpoints_settings(t
 
     resumed = run_cli("train", "--out", out, "--epochs", 2, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    assert "config.json is missing; using the settings in its checkpoint" in resumed.stdout
+    assert "config.json is missing; using its checkpoint's settings" in resumed.stdout
     assert "resuming from the checkpoint of epoch 1" in resumed.stdout
     # Its own settings, not the default preset's: and config.json is whole again.
     assert json.loads((out / "config.json").read_text()) == {**written, "epochs": 2}

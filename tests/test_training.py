@@ -317,7 +317,7 @@ def test_user_built_networks_are_fingerprinted_and_a_swap_is_refused(tmp_path, t
     assert json.loads((tmp_path / "config.json").read_text())["architecture"]
 
     wider = build_models(smoke(base_filters=12))  # other networks, same settings
-    with pytest.raises(UserError, match="--architecture .*OUTPUT_DIR = None"):
+    with pytest.raises(UserError, match="architecture .* -> .*OUTPUT_DIR = None"):
         train(smoke(epochs=2), tmp_path, data=tiny, quiet=True, models=wider)
     resumed = train(smoke(epochs=2), tmp_path, data=tiny, quiet=True, models=build_models(config))
     assert (resumed.first_epoch, resumed.last_epoch) == (2, 2)

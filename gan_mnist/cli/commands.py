@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import secrets
 from pathlib import Path
 
@@ -15,10 +16,10 @@ from gan_mnist.config import (
     check_eval_samples,
     flag_name,
     make_config,
+    measured_models,
     resumed_config,
     run_config,
 )
-from gan_mnist.data import DATASETS
 from gan_mnist.errors import UserError, check_run_dir, write_failure
 from gan_mnist.files import METRICS_NAME, RUNS_DIR
 from gan_mnist.guards import refuse_foreign_folder
@@ -39,21 +40,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides = {
         f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]
     }
-    config = make_config(args.preset or "tutorial", **overrides)  # bad values fail early
+    if overrides.get("data"):  # as make_config stores it: found again from anywhere
+        overrides["data"] = str(Path(overrides["data"]).resolve())
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
-    out = Path(args.out) if args.out else runfolder.run_folder(config, RUNS_DIR)
-    refuse_foreign_folder(out)  # before TensorFlow loads (as a rule): a quick, quiet error
-    previous = run_config(out) if runfolder.checkpoint_prefixes(out) else None
+    out, previous = Path(args.out) if args.out else None, None
+    if out is not None:
+        refuse_foreign_folder(out)  # before TensorFlow loads (as a rule): a quick, quiet error
+        previous = run_config(out, say=False) if runfolder.checkpoint_prefixes(out) else None
+    if previous is None:  # a new run (or one found by its settings' name, below)
+        config = make_config(args.preset or "tutorial", **overrides)  # bad values fail early
+        if out is None:
+            out = runfolder.run_folder(config, RUNS_DIR)
+            refuse_foreign_folder(out)
+            previous = run_config(out, say=False) if runfolder.checkpoint_prefixes(out) else None
     if previous is not None:  # a run continues with its own settings
-        preset = make_config(args.preset or "tutorial", model=previous.model)
-        differ = [
-            flag_name(k)
-            for k in PRESET_FIELDS
-            if args.preset
-            and overrides.get(k) is None
-            and getattr(previous, k) != getattr(preset, k)
-        ]
+        differ = []
+        if args.preset and previous.model in measured_models(args.preset):
+            preset = make_config(args.preset, model=previous.model)
+            differ = [
+                flag_name(k)
+                for k in PRESET_FIELDS
+                if overrides.get(k) is None and getattr(previous, k) != getattr(preset, k)
+            ]
+        elif args.preset:
+            differ = [f"--model ({previous.model})"]
         if differ:
             print(
                 f"note: {out} continues with its own settings; --preset {args.preset} "
@@ -104,24 +115,25 @@ def _check_output(path: Path, suffix: str, flag: str) -> None:
 
 
 def _class_id(value: str | None, config, models) -> int | None:
-    """--digit as a class id 0..9 (a digit or a class name), checked against the run."""
+    """--class (or --digit) as a class id: a class's name, else its number, checked
+    against the run."""
     if value is None:
         return None
-    names = DATASETS[config.dataset].class_names
+    names = config.classes
     if not models.conditional:
         raise UserError(
-            f"--digit needs a conditional run, but this run's model is {config.model}, "
+            f"--class needs a conditional run, but this run's model is {config.model}, "
             "which draws every class at random. Train one with --model cdcgan."
         )
     lowered = [n.lower() for n in names]
-    if value.isdigit() and 0 <= int(value) < len(names):
-        return int(value)
     if value.lower() in lowered:
         return lowered.index(value.lower())
+    if value.isdigit() and 0 <= int(value) < len(names):
+        return int(value)
+    shown = ", ".join(repr(n) for n in names[:12]) + (", ..." if len(names) > 12 else "")
     raise UserError(
-        f"--digit {value!r} is not a class of {config.dataset}: give 0-{len(names) - 1}"
-        + ("" if config.dataset == "mnist" else f" or one of {', '.join(names)}")
-        + "."
+        f"--class {value!r} is not a class of this run: give one of {shown} (or its "
+        f"number, 0-{len(names) - 1})."
     )
 
 
@@ -162,7 +174,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
             artifacts.save_grid(images[:GRID_MAX], args.grid)
 
     _write_or_explain(write, out)
-    what = "images" if label is None else f"images of class {label}"
+    what = "images" if label is None else f"images of class {config.classes[label]!r}"
     grid = f" and the first {min(args.n, GRID_MAX)} to {args.grid}" if args.grid else ""
     print(
         f"wrote {args.n} {what} {images.shape} uint8 to {out}{grid} "
@@ -204,7 +216,7 @@ def available_memory(meminfo_path: str = "/proc/meminfo") -> int:
 def cmd_interpolate(args: argparse.Namespace) -> None:
     if args.walk == "classes" and (args.digit is not None or args.points is not None):
         raise UserError(
-            "--walk classes goes through every class, 0 to 9, at fixed noise, so --digit "
+            "--walk classes goes through every class at fixed noise, so --class (--digit) "
             "and --points do not apply to it: leave them out, or use --walk noise."
         )
     args.points = WALK_POINTS if args.points is None else args.points
@@ -240,17 +252,14 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     check_eval_samples(args.n, "--n")
     check_run_dir(args.run_dir)
-    import json
-
     from gan_mnist.data import load_dataset
-    from gan_mnist.evaluator import Evaluator, evaluate_run, format_table
+    from gan_mnist.evaluator import evaluate_run, format_table
 
     config = run_config(Path(args.run_dir))
     dataset = config.dataset if config else "mnist"
     data = load_dataset(dataset, args.data) if args.data else None
-    evaluator = Evaluator.load(args.classifier, dataset) if args.classifier else None
     result = evaluate_run(
-        Path(args.run_dir), n=args.n, seed=args.seed, data=data, evaluator=evaluator
+        Path(args.run_dir), n=args.n, seed=args.seed, data=data, classifier=args.classifier
     )
     text = json.dumps(result, indent=2) + "\n"
 
@@ -264,8 +273,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     else:
         title = result["dataset"]
         print(
-            f"{result['generator']}: {args.n} generated images vs as many of the {title} "
-            "test images\n"
+            f"{result['generator']}: {result['n']} generated images vs as many of the "
+            f"{title} test images, measured by {result['classifier']}\n"
         )
         print(format_table(result))
         print(f"\nwritten to {Path(args.run_dir) / METRICS_NAME}")
@@ -274,23 +283,41 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_train_evaluator(args: argparse.Namespace) -> None:
     if args.epochs is not None and args.epochs <= 0:
         raise UserError(f"--epochs must be a positive whole number, got {args.epochs}.")
-    from gan_mnist.data import load_dataset
-    from gan_mnist.evaluator import train_classifier, weights_path
+    from gan_mnist.data import IMAGES, is_image_folder, load_dataset
+    from gan_mnist.evaluator import (
+        check_measurable,
+        folder_classifier,
+        train_classifier,
+        weights_path,
+    )
 
-    out = Path(args.out) if args.out else Path(weights_path(args.dataset).name)
-    if not out.name.endswith(".weights.h5"):
+    folder = args.data is not None and is_image_folder(args.data)
+    dataset = args.dataset or (IMAGES if folder else "mnist")
+    out = Path(args.out) if args.out else None
+    if out is not None and not out.name.endswith(".weights.h5"):
         raise UserError(f"--out {out}: the file name must end in .weights.h5 (Keras' rule).")
-    data = load_dataset(args.dataset, args.data)
+    data = load_dataset(dataset, args.data)
+    if dataset == IMAGES:
+        check_measurable(data)
+        out = out or folder_classifier(data)
+    out = out or Path(weights_path(dataset).name)
     model, accuracy = train_classifier(data, epochs=args.epochs, seed=args.seed)
+    tested = len(data.x_test)
 
     def write():
         out.parent.mkdir(parents=True, exist_ok=True)
         with files.atomic_path(out) as tmp:
             model.save_weights(tmp)
+        if dataset == IMAGES:
+            about = {"accuracy": accuracy, "test_images": tested, "classes": data.class_names}
+            with files.atomic_path(out.with_suffix("").with_suffix(".json")) as tmp:
+                tmp.write_text(json.dumps({**about, "train_images": len(data.x_train) - tested}))
 
     _write_or_explain(write, out)
-    print(f"test accuracy {accuracy:.4f}; weights written to {out}")
-    if out.resolve() != weights_path(args.dataset).resolve():
+    print(f"test accuracy {accuracy:.4f} on {tested:,} test images; weights written to {out}")
+    if dataset == IMAGES and out == folder_classifier(data):
+        print(f"`gan-mnist evaluate` and --eval-every use it for runs of {args.data}.")
+    elif out.resolve() != weights_path(dataset).resolve():
         print(f"measure runs with them: gan-mnist evaluate RUN --classifier {out}")
 
 

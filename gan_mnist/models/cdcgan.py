@@ -8,7 +8,7 @@ class, so it can only call an image real if it looks like the class it was asked
 A second head classifies the image (AC-GAN, Odena et al. 2017): trained on real
 images, its verdict on the fakes is part of the generator's loss.
 
-Labels enter both networks as one-hot vectors (batch, 10), which also accept
+Labels enter both networks as one-hot vectors (batch, K: 10 for MNIST), which also accept
 mixtures of classes: that is how `gan-mnist interpolate` walks from one class to
 another. In D a bias-free `Dense` on the one-hot vector is exactly an embedding
 lookup. In G the one-hot vector joins the noise as it is: a learned 50-d class
@@ -28,29 +28,35 @@ from gan_mnist.models.dcgan import IMAGE_SHAPE, feature_layers, generator_layers
 
 
 def build_generator(
-    noise_dim: int = TUTORIAL.noise_dim, base_filters: int = 64, body: list | None = None
+    noise_dim: int = TUTORIAL.noise_dim,
+    base_filters: int = 64,
+    body: list | None = None,
+    num_classes: int = NUM_CLASSES,
 ) -> keras.Model:
-    """Noise (batch, noise_dim) and one-hot classes (batch, 10) -> images in [-1, 1].
+    """Noise (batch, noise_dim) and one-hot classes (batch, K) -> images in [-1, 1].
 
     ``body``: the unconditional generator's layers after its input (by default the
     tutorial's, `dcgan.generator_layers`); the class joins the noise before them."""
     noise = keras.Input(shape=(noise_dim,), name="noise")
-    label = keras.Input(shape=(NUM_CLASSES,), name="label")
-    x = layers.Concatenate()([noise, label])  # (batch, noise_dim + 10)
+    label = keras.Input(shape=(num_classes,), name="label")
+    x = layers.Concatenate()([noise, label])  # (batch, noise_dim + K)
     for layer in generator_layers(base_filters) if body is None else body:
         x = layer(x)  # ... (batch, 28, 28, 1), as in the DCGAN generator
     return keras.Model([noise, label], x, name="generator")
 
 
 def build_discriminator(
-    base_filters: int = 64, dropout: float = TUTORIAL.dropout, body: list | None = None
+    base_filters: int = 64,
+    dropout: float = TUTORIAL.dropout,
+    body: list | None = None,
+    num_classes: int = NUM_CLASSES,
 ) -> keras.Model:
     """Images (batch, 28, 28, 1) in [-1, 1] and one-hot classes -> logits (batch, 1).
 
     ``body``: the layers from the image to a feature vector (by default the
     tutorial's convolutions, `dcgan.feature_layers`); both heads sit on them."""
     image = keras.Input(shape=IMAGE_SHAPE, name="image")
-    label = keras.Input(shape=(NUM_CLASSES,), name="label")
+    label = keras.Input(shape=(num_classes,), name="label")
     features = image
     for layer in feature_layers(base_filters, dropout) if body is None else body:
         features = layer(features)  # (batch, 7 * 7 * 2f)
@@ -60,7 +66,7 @@ def build_discriminator(
     )  # (batch, 7 * 7 * 2f)
     projection = layers.Dot(axes=1)([class_vector, features])  # (batch, 1)
     logits = layers.Add(name="logits")([unconditional, projection])
-    class_logits = layers.Dense(NUM_CLASSES, name="class_logits")(features)  # (batch, 10)
+    class_logits = layers.Dense(num_classes, name="class_logits")(features)  # (batch, K)
     return keras.Model([image, label], [logits, class_logits], name="discriminator")
 
 
@@ -74,7 +80,7 @@ def build(config) -> GanModels:
     """The `cdcgan` family for a `TrainConfig`."""
     return family_models(
         config,
-        build_generator(config.noise_dim, config.base_filters),
-        build_discriminator(config.base_filters, config.dropout),
+        build_generator(config.noise_dim, config.base_filters, num_classes=config.num_classes),
+        build_discriminator(config.base_filters, config.dropout, num_classes=config.num_classes),
         class_loss_weight=CLASS_LOSS_WEIGHT,
     )
