@@ -126,6 +126,9 @@ def _train(config, out_dir, data, models, quiet, progress, on_epoch_end, max_min
     if models is not None:
         place = in_their_precision(place, models)
     print(place.describe())
+    # The data first: a folder or file that cannot be used leaves no run folder behind.
+    data = data or load_dataset(config.dataset, config.data)
+    config = with_classes(config, data)
     # A multi-worker run's other workers only read the run's folder (the chief's).
     out_dir = prepare_out_dir(out_dir) if place.is_chief else Path(out_dir)
     args = (data, models, progress_mode(quiet, progress), on_epoch_end, max_minutes, place)
@@ -161,8 +164,6 @@ def _train_locked(
     config, out_dir, data, models, progress, on_epoch_end, max_minutes, place, restore_dir=None
 ):
     """`train` once it holds the folder's lock (or, a non-chief worker, its scratch)."""
-    data = data or load_dataset(config.dataset, config.data)
-    config = with_classes(config, data)
     previous = check_resumable(config, restore_dir or out_dir)
     if place.name == "multiworker" and config.seed is None and previous is None:
         raise UserError(

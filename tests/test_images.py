@@ -131,7 +131,7 @@ def test_what_is_not_an_image_is_named_with_how_many_were_fine(tmp_path, cache):
     assert f"{root / 'a' / 'tiny.png'} is not a usable image" in said or "broken.png" in said
     assert "(and 1 more like it); the other 40 files were fine" in said
     assert "5×30 pixels, smaller than 8×8" in said or "cannot identify" in said
-    assert snapshot(root) == before and not (tmp_path / "r" / "config.json").exists()
+    assert snapshot(root) == before and not (tmp_path / "r").exists()  # no run folder left
 
 
 def test_a_folder_is_read_once_and_read_again_when_it_changes(tmp_path, cache, monkeypatch):
@@ -201,8 +201,11 @@ def test_one_class_trains_unconditional_families_and_refuses_cdcgan(tmp_path, ca
     root = write_folder(tmp_path / "f", {"x": 40})
     flat = tmp_path / "my drawings"
     shutil.copytree(root / "x", flat)
-    refused = run_cli("train", "--preset", "smoke", "--model", "cdcgan", "--data", flat)
-    assert refused.returncode == 2 and "has one class" in refused.stderr
+    refused = run_cli(
+        "train", "--preset", "smoke", "--model", "cdcgan", "--data", flat, "--out", tmp_path / "c"
+    )
+    assert refused.returncode == 2 and "has one class (images)" in refused.stderr
+    assert not (tmp_path / "c").exists()
     made = run_cli(
         "train", "--preset", "smoke", "--data", flat, "--out", tmp_path / "r", "--epochs", 1
     )

@@ -271,10 +271,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         print(text, end="")
     else:
-        title = result["dataset"]
+        compared = (
+            "the folder's held-out images"
+            if result["dataset"] == "images"
+            else f"the {result['dataset']} test images"
+        )
         print(
-            f"{result['generator']}: {result['n']} generated images vs as many of the "
-            f"{title} test images, measured by {result['classifier']}\n"
+            f"{result['generator']}: {result['n']} generated images vs as many of "
+            f"{compared}, measured by {result['classifier']}\n"
         )
         print(format_table(result))
         print(f"\nwritten to {Path(args.run_dir) / METRICS_NAME}")
