@@ -104,7 +104,7 @@ def main() -> None:
         }
         print(
             f"median: first read {statistics.median(first):.1f} s, from the cache "
-            f"{statistics.median(cached):.1f} s ({details.strip()})"
+            f"{statistics.median(cached):.1f} s {details.strip()}"
         )
         args.log.parent.mkdir(parents=True, exist_ok=True)
         with open(args.log, "a") as log:

@@ -1,29 +1,11 @@
-"""Helpers for Part 2 of GAN_MNIST_Notebook.ipynb: animated GIFs and wide PNGs shown
-inline, a live preview per epoch, and `run_folder` (from `runfolder`), its runs'
-folders named from their settings."""
+"""Helpers for Part 2 of GAN_MNIST_Notebook.ipynb: a live preview per epoch, and
+`run_folder` (from `runfolder`), its runs' folders named from their settings."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from gan_mnist.runfolder import run_folder  # noqa: F401  (the notebook imports it here)
-
-
-def show_gif(path: str | Path, width: int = 280) -> object:
-    """An animated GIF embedded in the notebook (it plays in Jupyter and Colab alike)."""
-    import base64
-
-    from IPython.display import HTML
-
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return HTML(f'<img src="data:image/gif;base64,{data}" width="{width}"/>')
-
-
-def show_image(path: str | Path, width: int | None = None) -> object:
-    """A PNG at a readable width (the montage of many epochs is thousands of pixels)."""
-    from IPython.display import Image
-
-    return Image(filename=str(path), width=width)
 
 
 class LivePreview:

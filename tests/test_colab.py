@@ -129,10 +129,11 @@ class Kernel:
         return i
 
 
-def part1_runs(root: Path) -> dict[str, int]:
-    """Part 1's run folders under ``root`` and the newest checkpoint number of each."""
+def part1_runs(root: Path, half: str = "tutorial") -> dict[str, int]:
+    """Part 1's run folders of ``half`` ("tutorial": sections 1-12, "final": section 14)
+    under ``root`` and the newest checkpoint number of each."""
     runs = {}
-    for run in root.glob("part1-mnist-smoke-*"):
+    for run in root.glob(f"part1-{half}-mnist-smoke-*"):
         numbers = [int(p.name[5:-6]) for p in run.glob("training_checkpoints/ckpt-*.index")]
         runs[run.name] = max(numbers, default=0)
     return runs
@@ -156,7 +157,8 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
     with client.setup_kernel():
         kernel = Kernel(client)
         install = kernel.index("class StopHere")
-        train = kernel.index("run_dir, manager = open_run()")
+        train = kernel.index("train(manager, train_dataset, EPOCHS")
+        final_train = kernel.index("train(final_manager, final_dataset")
 
         # "Run all": Part 1 to its end, then the first Part-2 cell stops with one line.
         printed = kernel.run(0, install - 1)
@@ -173,21 +175,27 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
             in kernel.cells[install - 2].source + kernel.cells[install - 1].source
         )
         ((first, done),) = part1_runs(content / "runs").items()
-        assert done == 2
-        part1 = content / "runs" / first
-        for name in (
-            "DCGAN_Images/image_at_epoch_0002.png",
-            "dcgan_animation.gif",
-            "dcgan_images.zip",
-            "losses.csv",
-        ):
-            assert (part1 / name).exists(), name
-        assert len((part1 / "losses.csv").read_text().split()) == 2
+        ((final, final_done),) = part1_runs(content / "runs", "final").items()
+        assert done == final_done == 2
+        for part1 in (content / "runs" / first, content / "runs" / final):
+            for name in (
+                "DCGAN_Images/image_at_epoch_0002.png",
+                "dcgan_animation.gif",
+                "dcgan_images.zip",
+                "losses.csv",
+            ):
+                assert (part1 / name).exists(), name
+            assert len((part1 / "losses.csv").read_text().split()) == 2
+        # The final generator, saved as one .keras file, loads and draws 28x28 images.
+        drawn = kernel.python(
+            "print(keras.models.load_model(final_dir / 'generator.keras')(tf.zeros([2, 62])).shape)"
+        )
+        assert "(2, 28, 28, 1)" in drawn
         assert (content / "runs" / "Generator_Model.png").exists()
         assert sorted(p.name for p in content.iterdir()) == ["runs"]
 
-        # The preview noise comes from SEED alone: the same after training, in this kernel.
-        noise = "print(hashlib.sha256(preview_noise.numpy().tobytes()).hexdigest())"
+        # The pictures' noise comes from SEED alone: the same after training, in this kernel.
+        noise = "print(hashlib.sha256(fixed_noise(NOISE_DIM).numpy().tobytes()).hexdigest())"
         # The state every new run starts from: the untrained weights of the first build.
         untrained = kernel.python(f"checkpoint.restore(as_built)\n{WEIGHTS}")
         preview = kernel.python(noise)
@@ -208,7 +216,7 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
         assert kernel.python(WEIGHTS) == trained
         # The step by hand is a trial on the weights as built: training after it starts
         # from the run's checkpoint again, as if it had not been taken.
-        by_hand = kernel.index("checkpoint.restore(as_built)")
+        by_hand = kernel.index("first_batch = next(iter(train_dataset))")
         assert "d_loss" in kernel.run(by_hand, by_hand)
         kernel.run(train, train)
         assert kernel.python(WEIGHTS) == trained
@@ -221,9 +229,9 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
                 "0.9 * tf.ones_like(real_output)",
             ),
             (
-                "def train_step",
-                "noise = tf.random.normal([BATCH_SIZE, NOISE_DIM])",
-                "noise = tf.random.uniform([BATCH_SIZE, NOISE_DIM], -1, 1)",
+                "def make_train_step",
+                "noise = tf.random.normal([tf.shape(images)[0], noise_dim])",
+                "noise = tf.random.uniform([tf.shape(images)[0], noise_dim], -1, 1)",
             ),
             (
                 "def make_generator_model",
@@ -235,7 +243,10 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
         for needle, old, new in edits:
             edited = kernel.edit(needle, old, new)
             printed = kernel.run(edited, train)
-            assert "a new run in runs/part1-mnist-smoke-" in printed, (needle, printed[-500:])
+            assert "a new run in runs/part1-tutorial-mnist-smoke-" in printed, (
+                needle,
+                printed[-500:],
+            )
             (name,) = set(part1_runs(content / "runs")) - seen
             seen.add(name)
             assert f"a new run in runs/{name}" in printed and "epoch 2/2" in printed
@@ -253,6 +264,41 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
         printed = kernel.run(kernel.index("def make_generator_model"), train)
         assert f"continuing after epoch 2 in runs/{first}" in printed
         assert part1_runs(content / "runs") == runs
+
+        # An edited network cell run alone, without the cells below it: the training cell
+        # says so, and trains nothing under a name that is not what it would train.
+        edited = kernel.edit(
+            "def make_generator_model",
+            "negative_slope=0.3),\n            layers.Reshape",
+            "negative_slope=0.2),\n            layers.Reshape",
+        )
+        kernel.run(edited, edited)
+        with pytest.raises(CellExecutionError, match="not the one the checkpoint holds"):
+            kernel.run(train, train)
+        assert part1_runs(content / "runs") == runs
+        kernel.edit(
+            "def make_generator_model",
+            "negative_slope=0.2),\n            layers.Reshape",
+            "negative_slope=0.3),\n            layers.Reshape",
+        )
+        assert f"continuing after epoch 2 in runs/{first}" in kernel.run(edited, train)
+
+        # Section 14 likewise: an unchanged rerun continues the final run (the averaged
+        # generator with it), an edit of the average trains a new one, undone continues.
+        again = kernel.run(final_train, final_train)
+        assert f"continuing after epoch 2 in runs/{final}" in again and "epoch 1/2" not in again
+        edited = kernel.edit("def update_average", "(1 - d) * trained", "(1 - d) * trained * 1.0")
+        printed = kernel.run(edited, final_train)
+        assert "a new run in runs/part1-final-mnist-smoke-" in printed and "epoch 2/2" in printed
+        assert len(part1_runs(content / "runs", "final")) == 2
+        # ... from fresh optimizers too: no step count (the average's decay starts again)
+        # and no running means from the run before.
+        fresh = "final_checkpoint.restore(final_as_built)\n"
+        fresh += "print(int(final_generator_optimizer.iterations))"
+        assert kernel.python(fresh).strip() == "0"
+        kernel.edit("def update_average", "(1 - d) * trained * 1.0", "(1 - d) * trained")
+        printed = kernel.run(edited, final_train)
+        assert f"continuing after epoch 2 in runs/{final}" in printed
 
         # Following the message reaches Part 2: set REPO, run the parameters cell,
         # then the install cell and the next one.
@@ -274,7 +320,7 @@ def test_part_1_in_a_bare_colab_trains_every_edit_continues_a_rerun_and_stops_at
     with client.setup_kernel():
         other = Kernel(client)
         other.run(other.cells.index(parameters), other.cells.index(parameters))
-        for needle in ["part1_started = time.time()", "import glob", "PRESETS = {", "def open_run"]:
+        for needle in ["def open_run", "import glob", "settings = PRESETS", "def fixed_noise"]:
             other.run(other.index(needle), other.index(needle))
         assert other.python(noise) == preview
 
@@ -309,9 +355,9 @@ def test_the_notebook_runs_as_in_colab_with_drive(tmp_path, monkeypatch, real_da
     assert not [o for c in code for o in c.outputs if o.output_type == "error"]
     assert os.listdir(content) == ["drive"]  # nothing written before Drive was mounted
     runs = drive / "MyDrive" / "gan_mnist"
-    assert list(runs.glob("part1-mnist-smoke-*/dcgan_animation.gif"))
+    assert list(runs.glob("part1-final-mnist-smoke-*/generator.keras"))
     trained = [p for p in runs.iterdir() if (p / "dcgan_animation.gif").exists()]
-    assert len(trained) >= 4  # Part 1, Part 1's networks again, the conditional run, yours
+    assert len(trained) >= 4  # Part 1's two runs, section 15's, the conditional run
     python = tmp_path / "venv" / "bin" / "python"
     installed = subprocess.run(
         [python, "-c", "import gan_mnist; print(gan_mnist.__file__)"],

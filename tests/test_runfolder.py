@@ -159,6 +159,30 @@ def test_a_run_whose_checkpoints_are_all_damaged_stays_refused(tmp_path, tiny_np
     assert (out / "history.csv").read_text() == history
 
 
+def test_setting_a_damaged_checkpoint_aside_never_overwrites_one_set_aside_before(tmp_path):
+    # A retrained ckpt-2 damaged again goes into a new damaged/N, beside the first.
+    import tensorflow as tf
+
+    from gan_mnist.checkpoint_files import newest_intact_checkpoint
+
+    directory = tmp_path / files.CHECKPOINT_DIR
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable([1.0])), directory, 5)
+    for attempt in (b"1", b"2"):
+        manager.save(checkpoint_number=1)
+        manager.save(checkpoint_number=2)
+        for data_file in directory.glob("ckpt-2.data-*"):
+            data_file.write_bytes(b"garbage " + attempt)
+        good, damaged = newest_intact_checkpoint(tmp_path, set_aside=True)
+        assert os.path.basename(good) == "ckpt-1", attempt
+        assert [os.path.basename(p) for p in damaged] == ["ckpt-2"], attempt
+    aside = sorted((directory / files.DAMAGED_DIR).iterdir())
+    assert [p.name for p in aside] == ["1", "2"]
+    assert [next(p.glob("ckpt-2.data-*")).read_bytes() for p in aside] == [
+        b"garbage 1",
+        b"garbage 2",
+    ]
+
+
 def test_a_seed_given_to_a_run_that_continues_is_refused_by_name(tmp_path, tiny_npz):
     out = tmp_path / "r"
     assert smoke_cli(tiny_npz, out, "--epochs", 1, "--seed", 3).returncode == 0

@@ -13,7 +13,7 @@ with Gradio's usage analytics off. Then its outputs are made fit to commit:
 - the run folder and the home folder are written as relative paths and ``~``, and any
   other absolute path left over stops the script (nothing of the machine is committed);
 - the introduction's picture (the markdown attachment ``part1_digits.png``) becomes the
-  last epoch image of Part 1's run.
+  last epoch image of Part 1's final run (section 14).
 
     python tools/notebook_outputs.py [--notebook PATH]
 """
@@ -37,6 +37,9 @@ ATTACHMENT = "part1_digits.png"
 METADATA_KEY = "gan_mnist"
 TEXT_KINDS = ("text/plain", "text/html", "text/markdown")  # outputs' readable parts
 KEPT_METADATA = ("kernelspec", "language_info", "accelerator", "colab", METADATA_KEY)
+# A cell's metadata kept: its tags (papermill's "parameters"), and a helper cell's
+# "collapsed where the notebook opens" in Colab ("cellView") and in Jupyter ("jupyter").
+KEPT_CELL_METADATA = ("tags", "cellView", "jupyter")
 # What a committed output must never hold: an absolute path of this machine.
 MACHINE_PATH = re.compile(r"(?<![\w.:/])/(?:tmp|root|home|work|Users|var|private)/")
 
@@ -85,7 +88,7 @@ def clean(notebook: dict, workdir: Path) -> dict:
     notebook["metadata"].get("language_info", {}).pop("version", None)
     home = str(Path.home())
     for cell in notebook["cells"]:
-        cell["metadata"] = {k: v for k, v in cell["metadata"].items() if k == "tags"}
+        cell["metadata"] = {k: v for k, v in cell["metadata"].items() if k in KEPT_CELL_METADATA}
         if cell["cell_type"] != "code":
             continue
         if "launch(" in "".join(cell["source"]):  # the app: a page of this machine's
@@ -108,8 +111,9 @@ def clean(notebook: dict, workdir: Path) -> dict:
 
 
 def attach_goal_picture(notebook: dict, runs: Path) -> None:
-    """Part 1's last epoch image as the introduction's attachment."""
-    (part1,) = runs.glob("part1-*")
+    """The last epoch image of Part 1's final GAN (section 14) as the introduction's
+    attachment."""
+    (part1,) = runs.glob("part1-final-*")
     last = sorted(part1.glob("DCGAN_Images/image_at_epoch_*.png"))[-1]
     (intro,) = [c for c in notebook["cells"] if f"attachment:{ATTACHMENT}" in "".join(c["source"])]
     png = base64.b64encode(last.read_bytes()).decode("ascii")

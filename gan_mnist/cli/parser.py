@@ -246,8 +246,9 @@ def _add_sample_command(commands) -> None:
         help="draw new images from a trained run (a chosen digit with conditional models)",
         description="Load a run's generator (its latest checkpoint, else generator.keras) "
         "and write N generated images to an .npz file under the key 'images': "
-        "uint8, shape (N, 28, 28), 0 = black background, 255 = white ink, "
-        "like MNIST. Conditional runs also write their classes under 'labels'.",
+        "uint8, shape (N, 28, 28), 0 = black, 255 = white, as the run's images were "
+        "(MNIST: white ink on black). Conditional runs also write their classes under "
+        "'labels'.",
     )
     sample.add_argument("run_dir", metavar="DIR", help="the --out folder of a training run")
     sample.add_argument("--n", type=int, default=64, help="how many images (default: 64)")
