@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from gan_mnist.config import TrainConfig, run_config
-from gan_mnist.errors import UserError, check_run_dir
+from gan_mnist.errors import UserError, check_run_dir, first_line
 from gan_mnist.files import CHECKPOINT_DIR, CONFIG_NAME, DAMAGED_DIR, GENERATOR_NAME
 from gan_mnist.models import FAMILIES, build_models
 from gan_mnist.models.base import GanModels
@@ -43,7 +43,7 @@ def is_intact(path: str) -> bool:
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as error:  # TensorFlow raises several kinds for one cause
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else repr(error)
+        reason = first_line(error, 200)
         if isinstance(error, IndexError) or DAMAGE.search(str(error)):
             return False
         raise UserError(

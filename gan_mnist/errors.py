@@ -8,6 +8,13 @@ class UserError(ValueError):
     """
 
 
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """An exception's message for a one-paragraph error: its first line, cut at
+    ``limit`` characters, or its repr when the message is empty."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else repr(error)
+
+
 def check_run_dir(run_dir) -> None:
     """Refuse a run folder that does not exist (cheap: no TensorFlow needed)."""
     from pathlib import Path

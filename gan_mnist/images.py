@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_mnist.errors import UserError
+from gan_mnist.errors import UserError, first_line
 
 SIDE = 28  # the networks' image size
 MIN_SIDE = 8  # smaller images are refused: too little to scale up
@@ -197,7 +197,7 @@ def _convert_chunk(paths: list[Path]) -> tuple[np.ndarray, list[tuple[int, str]]
         try:
             out[i] = to_square(path)
         except Exception as error:  # Pillow raises many kinds for a bad file
-            bad.append((i, str(error).splitlines()[0][:160] if str(error) else repr(error)))
+            bad.append((i, first_line(error)))
     return out, bad
 
 

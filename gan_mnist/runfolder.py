@@ -16,7 +16,7 @@ import json
 import re
 from pathlib import Path
 
-from gan_mnist.errors import UserError
+from gan_mnist.errors import UserError, first_line
 from gan_mnist.files import (
     CHECKPOINT_DIR,
     CONFIG_NAME,
@@ -79,7 +79,7 @@ def saved_settings(folder: str | Path) -> dict | None:
                 return None  # someone else's checkpoints
             return json.loads(reader.get_tensor(SETTINGS_KEY))
         except Exception as error:  # damaged or unreadable: an older one may still tell
-            why = str(error).strip().splitlines()[0][:160] if str(error).strip() else repr(error)
+            why = first_line(error)
     raise UserError(
         f"{folder} has no {CONFIG_NAME}, and none of its checkpoints can be read ({why}), "
         f"so whether it is a run of ours cannot be told. Restore its {CONFIG_NAME}, or "

@@ -44,27 +44,15 @@ def cmd_train(args: argparse.Namespace) -> None:
         overrides["data"] = str(Path(overrides["data"]).resolve())
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}.")
-    out, previous = Path(args.out) if args.out else None, None
-    if out is not None:
-        refuse_foreign_folder(out)  # before TensorFlow loads (as a rule): a quick, quiet error
-        previous = run_config(out, say=False) if runfolder.checkpoint_prefixes(out) else None
+    out = Path(args.out) if args.out else None
+    previous = _run_in(out) if out is not None else None
     if previous is None:  # a new run (or one found by its settings' name, below)
         config = make_config(args.preset or "tutorial", **overrides)  # bad values fail early
         if out is None:
             out = runfolder.run_folder(config, RUNS_DIR)
-            refuse_foreign_folder(out)
-            previous = run_config(out, say=False) if runfolder.checkpoint_prefixes(out) else None
+            previous = _run_in(out)
     if previous is not None:  # a run continues with its own settings
-        differ = []
-        if args.preset and previous.model in measured_models(args.preset):
-            preset = make_config(args.preset, model=previous.model)
-            differ = [
-                flag_name(k)
-                for k in PRESET_FIELDS
-                if overrides.get(k) is None and getattr(previous, k) != getattr(preset, k)
-            ]
-        elif args.preset:
-            differ = [f"--model ({previous.model})"]
+        differ = _preset_differs(args.preset, previous, overrides)
         if differ:
             print(
                 f"note: {out} continues with its own settings; --preset {args.preset} "
@@ -99,6 +87,28 @@ def cmd_train(args: argparse.Namespace) -> None:
             "then run the same command to resume from the last checkpoint; the files "
             "written before are whole.",
         ) from None
+
+
+def _run_in(out: Path) -> TrainConfig | None:
+    """The settings of the run that ``out`` holds, or None for a new run; a folder that
+    is not ours is refused (before TensorFlow loads, as a rule: a quick, quiet error)."""
+    refuse_foreign_folder(out)
+    return run_config(out, say=False) if runfolder.checkpoint_prefixes(out) else None
+
+
+def _preset_differs(preset: str | None, previous: TrainConfig, overrides: dict) -> list[str]:
+    """The flags in which ``--preset`` (given again to a run that continues with its own
+    settings) would differ from them, where no flag of the command sets them."""
+    if not preset:
+        return []
+    if previous.model not in measured_models(preset):
+        return [f"--model ({previous.model})"]
+    recipe = make_config(preset, model=previous.model)
+    return [
+        flag_name(k)
+        for k in PRESET_FIELDS
+        if overrides.get(k) is None and getattr(previous, k) != getattr(recipe, k)
+    ]
 
 
 WALK_POINTS = 4  # interpolate: noise vectors each walk visits by default
